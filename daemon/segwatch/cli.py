@@ -1,0 +1,148 @@
+"""Command line: subcommands, logging set-up and exit codes. The only place that configures logging or exits.
+
+Exit codes: 0 all good, 1 some artifact failed or the output broke, 2 bad configuration or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from segwatch import __version__
+from segwatch.errors import ConfigError, SinkError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+CONFIG_ENV = "SEGWATCH_CONFIG"
+
+log = logging.getLogger("segwatch")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log collectors."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def configure_logging(level: str, fmt: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    # Our own messages at the chosen level; TensorFlow's and others' only when they matter.
+    logging.getLogger("segwatch").setLevel(level.upper())
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="segwatch", description="Watch segmentation training dumps and log them to TensorBoard."
+    )
+    parser.add_argument("--version", action="version", version=f"segwatch {__version__}")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--log-format", default="text", choices=["text", "json"])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    once = commands.add_parser("once", help="log every complete epoch not yet logged, then exit")
+    once.add_argument("--config", help=f"YAML config file (default: ${CONFIG_ENV})")
+
+    check = commands.add_parser("check-config", help="validate a config file and print the effective config")
+    check.add_argument("config", nargs="?", help=f"YAML config file (default: ${CONFIG_ENV})")
+
+    demo = commands.add_parser("demo", help="write a synthetic dump, log it, and print how to view it")
+    demo.add_argument("--logdir", default="tb", help="TensorBoard logdir to write (default: ./tb)")
+    demo.add_argument("--dumps", default="segwatch-demo", help="where to write the dump (default: ./segwatch-demo)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits by itself on --help and usage errors
+        return int(exc.code or 0)
+    configure_logging(args.log_level, args.log_format)
+    try:
+        if args.command == "check-config":
+            return _check_config(args)
+        if args.command == "once":
+            return _once(args)
+        if args.command == "demo":
+            return _demo(args)
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return EXIT_USAGE
+    parser.error(f"unknown command {args.command!r}")
+    return EXIT_USAGE
+
+
+def _config_path(given: str | None) -> Path:
+    path = given or os.environ.get(CONFIG_ENV)
+    if not path:
+        raise ConfigError(f"no config file: pass --config FILE or set {CONFIG_ENV}")
+    return Path(path)
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from segwatch.config import load_config, render_config
+
+    config = load_config(_config_path(args.config))
+    print(render_config(config), end="")
+    return EXIT_OK
+
+
+def _once(args: argparse.Namespace) -> int:
+    from segwatch.config import load_config
+    from segwatch.service import run_once
+
+    config = load_config(_config_path(args.config))
+    try:
+        tally = run_once(config)
+    except SinkError as exc:
+        log.error("%s", exc)
+        return EXIT_FAILED
+    print(tally.line())
+    return EXIT_FAILED if tally.failed else EXIT_OK
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from segwatch import demo
+    from segwatch.config import load_config
+    from segwatch.service import run_once
+
+    dumps, logdir = Path(args.dumps), Path(args.logdir)
+    written = demo.write_dump(dumps / "dumps")
+    config_path = dumps / "segwatch.yaml"
+    demo.write_config(config_path, demo.demo_config(dumps / "dumps", logdir))
+    log.info("wrote %d demo epochs under %s", written, dumps / "dumps")
+    tally = run_once(load_config(config_path))
+    print(tally.line())
+    beside = Path(sys.executable).parent / "tensorboard"
+    tensorboard = str(beside) if beside.exists() else shutil.which("tensorboard") or "tensorboard"
+    print(
+        "\nView it with:\n"
+        f"  {tensorboard} --logdir {logdir} --samples_per_plugin images=1000 --host 127.0.0.1 --port 6006\n"
+        "then open http://localhost:6006 (Images tab).\n"
+        f"Follow the dump live with: segwatch run --config {config_path}"
+    )
+    return EXIT_FAILED if tally.failed else EXIT_OK

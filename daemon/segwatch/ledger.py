@@ -1,0 +1,165 @@
+"""The durable record of what is done, per logdir: written to a temp file, fsynced, renamed into place.
+
+Per run it keeps the epochs whose summaries are flushed (the last one bounds what may still be written: steps
+go up), and the epochs set aside with the fingerprint of the files that failed, so the same bad files are not
+retried and reported again and again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+LEDGER_NAME = ".segwatch-ledger.json"
+_VERSION = 1
+
+
+@dataclass(frozen=True)
+class SetAside:
+    reason: str
+    fingerprint: str
+
+
+@dataclass
+class RunRecord:
+    done: set[int] = field(default_factory=set)
+    set_aside: dict[int, SetAside] = field(default_factory=dict)
+
+    @property
+    def last_epoch(self) -> int | None:
+        return max(self.done, default=None)
+
+
+class Ledger:
+    """What is done in one logdir. Every change is on disk before the method returns."""
+
+    def __init__(self, path: Path, runs: dict[str, RunRecord] | None = None) -> None:
+        self.path = path
+        self.runs: dict[str, RunRecord] = runs or {}
+
+    @classmethod
+    def open(cls, logdir: str | Path) -> Ledger:
+        """Load the ledger of `logdir`; a missing or unreadable one starts empty (recovery fills it in)."""
+        path = Path(logdir) / LEDGER_NAME
+        try:
+            raw = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return cls(path)
+        try:
+            return cls(path, _parse(json.loads(raw)))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            log.warning("%s: ledger unreadable (%s); rebuilding it from the event files", path, exc)
+            return cls(path)
+
+    def last_epoch(self, run: str) -> int | None:
+        record = self.runs.get(run)
+        return None if record is None else record.last_epoch
+
+    def is_done(self, run: str, epoch: int) -> bool:
+        record = self.runs.get(run)
+        return record is not None and epoch in record.done
+
+    def set_aside_fingerprint(self, run: str, epoch: int) -> str | None:
+        record = self.runs.get(run)
+        entry = None if record is None else record.set_aside.get(epoch)
+        return None if entry is None else entry.fingerprint
+
+    def commit(self, run: str, epoch: int) -> None:
+        """Record that `epoch` of `run` is flushed to the event files."""
+        record = self.runs.setdefault(run, RunRecord())
+        if record.last_epoch is not None and epoch <= record.last_epoch:
+            raise ValueError(f"run {run!r}: epoch {epoch} is not above the last committed epoch {record.last_epoch}")
+        record.done.add(epoch)
+        record.set_aside.pop(epoch, None)
+        self._save()
+
+    def set_aside(self, run: str, epoch: int, *, reason: str, fingerprint: str) -> None:
+        self.runs.setdefault(run, RunRecord()).set_aside[epoch] = SetAside(reason, fingerprint)
+        self._save()
+
+    def _save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        data = json.dumps(_render(self.runs), indent=1, sort_keys=True).encode()
+        fd, tmp = tempfile.mkstemp(prefix=LEDGER_NAME + ".", suffix=".tmp", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        _fsync_directory(self.path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    # Makes the rename itself durable; some filesystems refuse to open directories, which is harmless.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _render(runs: dict[str, RunRecord]) -> dict[str, Any]:
+    return {
+        "version": _VERSION,
+        "runs": {
+            run: {
+                "done": _to_ranges(record.done),
+                "set_aside": {
+                    str(epoch): {"reason": entry.reason, "fingerprint": entry.fingerprint}
+                    for epoch, entry in sorted(record.set_aside.items())
+                },
+            }
+            for run, record in runs.items()
+        },
+    }
+
+
+def _parse(data: Any) -> dict[str, RunRecord]:
+    if data.get("version") != _VERSION:
+        raise ValueError(f"unknown ledger version {data.get('version')!r}")
+    runs: dict[str, RunRecord] = {}
+    for run, raw in data["runs"].items():
+        runs[str(run)] = RunRecord(
+            done=_from_ranges(raw["done"]),
+            set_aside={
+                int(epoch): SetAside(str(entry["reason"]), str(entry["fingerprint"]))
+                for epoch, entry in raw["set_aside"].items()
+            },
+        )
+    return runs
+
+
+def _to_ranges(epochs: set[int]) -> list[list[int]]:
+    """[[first, last], ...]: epochs are nearly always contiguous, so a long run stays a few bytes."""
+    ranges: list[list[int]] = []
+    for epoch in sorted(epochs):
+        if ranges and epoch == ranges[-1][1] + 1:
+            ranges[-1][1] = epoch
+        else:
+            ranges.append([epoch, epoch])
+    return ranges
+
+
+def _from_ranges(ranges: Any) -> set[int]:
+    epochs: set[int] = set()
+    for first, last in ranges:
+        if not (isinstance(first, int) and isinstance(last, int) and 0 <= first <= last):
+            raise ValueError(f"bad epoch range {[first, last]!r}")
+        epochs.update(range(first, last + 1))
+    return epochs

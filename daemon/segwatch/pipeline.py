@@ -1,0 +1,109 @@
+"""One artifact in, its summaries out: load, normalise, compose, encode.
+
+Reading the artifact's files is the only side effect; everything after the load is pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from segwatch.compose import ComposeOptions, Composite, IndexSpace, compose_grid, compose_pair
+from segwatch.config import Config
+from segwatch.errors import ArtifactError
+from segwatch.layout import Artifact
+from segwatch.loading import load_array
+from segwatch.normalise import Item, normalise
+from segwatch.palettes import build_palette
+from segwatch.png import encode_png
+from segwatch.summaries import Summary, image_summary
+
+SAMPLES_HINT = (
+    "TensorBoard keeps only 10 steps per image tag unless started with `--samples_per_plugin images=1000` "
+    "(`images=0` shows none)."
+)
+
+
+class Renderer:
+    """Turns artifacts into summaries for one configuration."""
+
+    def __init__(self, config: Config) -> None:
+        compose = config.compose
+        self.config = config
+        self.space = IndexSpace(
+            num_classes=compose.num_classes,
+            ignore_index=compose.ignore_index,
+            palette=build_palette(compose.palette, compose.num_classes),
+        )
+        self.options = ComposeOptions(
+            panel_size=(compose.size[0], compose.size[1]),
+            resize=compose.resize,
+            panels=tuple(compose.panels),
+            columns=compose.columns,
+        )
+        self.tag = f"{config.tensorboard.tag_prefix}/{'grid' if compose.layout == 'grid' else 'pairs'}"
+        self.description = self._description()
+
+    def render(self, artifact: Artifact) -> list[Summary]:
+        items = self.load_items(artifact)
+        source = artifact.label
+        if self.config.compose.layout == "grid":
+            composites = [compose_grid(items, self.space, self.options, source=source)]
+        else:
+            composites = [compose_pair(item, self.space, self.options, source=source) for item in items]
+        return [self._image(composites)]
+
+    def load_items(self, artifact: Artifact) -> list[Item]:
+        """The artifact's items, at most `compose.max_items` of them, read lazily where possible."""
+        limits = self.config.limits
+        compose = self.config.compose
+        arrays = {
+            role: [load_array(Path(p), max_file_bytes=limits.max_file_bytes, max_pixels=limits.max_pixels)
+                   for p in paths]
+            for role, paths in artifact.files.items()
+        }
+        counts = {role: len(found) for role, found in arrays.items()}
+        if len(set(counts.values())) > 1 and max(counts.values()) > 1:
+            detail = ", ".join(f"{role} {n}" for role, n in sorted(counts.items()))
+            raise ArtifactError(f"{artifact.label}: different numbers of item files: {detail}")
+        items: list[Item] = []
+        for index in range(max(counts.values())):
+            picked = {role: found[index if len(found) > 1 else 0] for role, found in arrays.items()}
+            gt, pred, image = _first_items(picked["gt"], picked["pred"], picked.get("image"), compose.max_items)
+            names = {role: paths[index if len(paths) > 1 else 0] for role, paths in artifact.files.items()}
+            items.extend(
+                normalise(gt, pred, image, class_axis=compose.class_axis, threshold=compose.threshold, names=names)
+            )
+            if len(items) >= compose.max_items:
+                break
+        return items[: compose.max_items]
+
+    def _image(self, composites: Sequence[Composite]) -> Summary:
+        height, width = composites[0].pixels.shape[:2]
+        pngs = [encode_png(c.pixels, c.palette) for c in composites]
+        return image_summary(self.tag, pngs, width=width, height=height, description=self.description)
+
+    def _description(self) -> str:
+        compose = self.config.compose
+        palette = compose.palette if isinstance(compose.palette, str) else "custom"
+        return (
+            f"Panels, left to right: {' | '.join(compose.panels)}. Palette: {palette}, "
+            f"{compose.num_classes} classes; ignore_index {compose.ignore_index} has its own colour. "
+            + SAMPLES_HINT
+        )
+
+
+def _first_items(
+    gt: np.ndarray, pred: np.ndarray, image: np.ndarray | None, limit: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Cut a batch to its first `limit` items before anything reads it, so unseen items are never read.
+
+    Only when the batch sizes agree: otherwise the full shapes go on to normalise, which names the mismatch.
+    """
+    if gt.ndim != 3 or pred.shape[:1] != gt.shape[:1]:
+        return gt, pred, image
+    if image is not None and image.shape[:1] != gt.shape[:1]:
+        return gt, pred, image
+    return gt[:limit], pred[:limit], None if image is None else image[:limit]

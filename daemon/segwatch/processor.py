@@ -1,0 +1,91 @@
+"""Handling one complete artifact: decide whether to write it, render it, write it, then commit it.
+
+The order is the guarantee: summaries are flushed before the ledger records the epoch, and an epoch that is
+not above the run's last written one is never written (TensorBoard would drop every later step).
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import logging
+import os
+import time
+from dataclasses import dataclass
+
+from segwatch.errors import ArtifactError, NotReadyError
+from segwatch.layout import Artifact
+from segwatch.ledger import Ledger
+from segwatch.pipeline import Renderer
+from segwatch.sink import EventSink
+
+log = logging.getLogger(__name__)
+
+
+class Outcome(enum.Enum):
+    LOGGED = "logged"
+    SET_ASIDE = "set aside"
+    DONE = "already done"
+    LATE = "skipped (late)"
+    NOT_READY = "not ready"
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: Outcome
+    reason: str = ""
+
+
+class Processor:
+    """Takes artifacts one at a time, in any order, and logs each at most once."""
+
+    def __init__(self, renderer: Renderer, sink: EventSink, ledger: Ledger) -> None:
+        self.renderer = renderer
+        self.sink = sink
+        self.ledger = ledger
+
+    def process(self, artifact: Artifact) -> Result:
+        """Log `artifact` unless it is done, late or known bad. SinkError propagates: the artifact stays pending."""
+        run, epoch = artifact.run, artifact.epoch
+        if self.ledger.is_done(run, epoch):
+            return Result(Outcome.DONE)
+        fingerprint = artifact_fingerprint(artifact)
+        if self.ledger.set_aside_fingerprint(run, epoch) == fingerprint:
+            return Result(Outcome.DONE, "set aside earlier, files unchanged")
+        last = self.ledger.last_epoch(run)
+        if last is not None and epoch < last:
+            return Result(Outcome.LATE, f"epoch {epoch} is older than epoch {last}, already written")
+
+        started = time.perf_counter()
+        try:
+            summaries = self.renderer.render(artifact)
+        except NotReadyError as exc:
+            return Result(Outcome.NOT_READY, str(exc))
+        except ArtifactError as exc:
+            self.ledger.set_aside(run, epoch, reason=str(exc), fingerprint=fingerprint)
+            log.error("run=%s epoch=%d set aside: %s", run or ".", epoch, exc)
+            return Result(Outcome.SET_ASIDE, str(exc))
+        rendered = time.perf_counter()
+        self.sink.write(run, epoch, summaries)
+        self.ledger.commit(run, epoch)
+        log.info(
+            "run=%s epoch=%d logged %d summaries in %.0f ms (render %.0f ms)",
+            run or ".",
+            epoch,
+            len(summaries),
+            (time.perf_counter() - started) * 1000,
+            (rendered - started) * 1000,
+        )
+        return Result(Outcome.LOGGED)
+
+
+def artifact_fingerprint(artifact: Artifact) -> str:
+    """Changes whenever any of the artifact's files is replaced or rewritten."""
+    digest = hashlib.sha256()
+    for path in artifact.paths():
+        try:
+            stat = os.stat(path)
+            digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\0{stat.st_ino}\n".encode())
+        except OSError:
+            digest.update(f"{path}\0missing\n".encode())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,107 @@
+"""TensorBoard output: one TensorFlow summary writer per run directory, steps strictly ascending per run."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+from segwatch.errors import SinkError
+from segwatch.summaries import Summary
+
+log = logging.getLogger(__name__)
+
+# Every event file segwatch writes ends with this, so recovery can tell ours from a training job's writer
+# sharing the run directory.
+EVENT_FILE_MARK = ".segwatch"
+
+
+def _tf() -> Any:
+    # TensorFlow takes seconds to import; only the processes that write pay for it.
+    import tensorflow as tf
+
+    return tf
+
+
+def run_directory(logdir: str, run: str) -> str:
+    """`<logdir>/<run>`; the unnamed run writes into the logdir itself."""
+    if not run:
+        return logdir
+    return logdir.rstrip("/") + "/" + run if "://" in logdir else os.path.join(logdir, run)
+
+
+class EventSink:
+    """Writes summaries to `<logdir>/<run>/` event files and flushes them before returning.
+
+    TensorBoard's default loader drops every stored step >= s when a record with step s arrives, so a step
+    that is not above the last one written for its run is refused here rather than silently corrupting a run.
+    """
+
+    def __init__(self, logdir: str) -> None:
+        self.logdir = logdir
+        self._writers: dict[str, Any] = {}
+        self._last_step: dict[str, int] = {}
+
+    def last_step(self, run: str) -> int | None:
+        return self._last_step.get(run)
+
+    def write(self, run: str, step: int, summaries: Sequence[Summary]) -> None:
+        """Write every summary at `step` and flush; raises SinkError if the output is broken."""
+        last = self._last_step.get(run)
+        if last is not None and step <= last:
+            raise ValueError(f"run {run!r}: step {step} is not above the last step written, {last}")
+        tf = _tf()
+        try:
+            writer = self._writer(run)
+            with writer.as_default():
+                for summary in summaries:
+                    tf.summary.write(
+                        tag=summary.tag,
+                        tensor=_tensor(tf, summary),
+                        step=step,
+                        metadata=summary.metadata,
+                    )
+            writer.flush()
+        except (tf.errors.OpError, OSError) as exc:
+            # The writer may hold half an epoch in its buffer; drop it so a retry starts a fresh event file.
+            self._discard(run)
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise SinkError(f"{run_directory(self.logdir, run)}: cannot write summaries: {message}") from exc
+        self._last_step[run] = step
+
+    def _writer(self, run: str) -> Any:
+        writer = self._writers.get(run)
+        if writer is None:
+            tf = _tf()
+            # pid and timestamp in TensorFlow's own file name do not separate two containers (both pid 1)
+            # restarted within one second; the random part does.
+            suffix = f".{secrets.token_hex(4)}{EVENT_FILE_MARK}"
+            writer = tf.summary.create_file_writer(
+                run_directory(self.logdir, run), max_queue=1000, flush_millis=3_600_000, filename_suffix=suffix
+            )
+            self._writers[run] = writer
+        return writer
+
+    def _discard(self, run: str) -> None:
+        writer = self._writers.pop(run, None)
+        if writer is not None:
+            try:
+                writer.close()
+            except Exception as exc:  # the output is already broken; closing must not mask the first error
+                log.debug("closing the writer of run %r failed too: %s", run, exc)
+
+    def close(self) -> None:
+        for run in list(self._writers):
+            writer = self._writers.pop(run)
+            writer.flush()
+            writer.close()
+
+
+def _tensor(tf: Any, summary: Summary) -> Any:
+    if isinstance(summary.payload, tuple):
+        return tf.constant(list(summary.payload), dtype=tf.string)
+    if isinstance(summary.payload, float):
+        return tf.constant(summary.payload, dtype=tf.float32)
+    return tf.constant(summary.payload, dtype=tf.string)
