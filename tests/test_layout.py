@@ -36,8 +36,12 @@ def test_default_pattern_ignores(path):
     assert DumpLayout().parse(path) is None
 
 
-@given(run=RUN_NAMES | st.just(""), epoch=st.integers(0, 10**6), role=st.sampled_from(["gt", "pred", "image"]),
-       item=st.none() | st.integers(0, 999))
+@given(
+    run=RUN_NAMES | st.just(""),
+    epoch=st.integers(0, 10**6),
+    role=st.sampled_from(["gt", "pred", "image"]),
+    item=st.none() | st.integers(0, 999),
+)
 def test_round_trip(run, epoch, role, item):
     key = ArtifactKey(run, epoch, role, item)
     for pattern in ("{run}/epoch_{epoch}/{role}.npy", "{run}/preds/e{epoch}-{role}.npy"):
@@ -54,8 +58,10 @@ def test_custom_pattern_literal_text_is_exact():
     assert layout.parse("a/val+/pred-ep4.npy") is None
 
 
-@pytest.mark.parametrize("pattern", ["{run}/{role}.npy", "{run}/epoch_{epoch}.npy", "{x}/{epoch}/{role}.npy",
-                                     "{epoch}/{epoch}/{role}.npy"])
+@pytest.mark.parametrize(
+    "pattern",
+    ["{run}/{role}.npy", "{run}/epoch_{epoch}.npy", "{x}/{epoch}/{role}.npy", "{epoch}/{epoch}/{role}.npy"],
+)
 def test_bad_patterns_are_refused(pattern):
     with pytest.raises(ValueError, match="pattern"):
         DumpLayout(pattern)
@@ -68,8 +74,16 @@ def keyed(*paths):
 
 def test_grouping_orders_and_waits_for_missing_roles():
     complete, pending = group_artifacts(
-        keyed("b/epoch_1/gt.npy", "b/epoch_1/pred.npy", "a/epoch_10/gt.npy", "a/epoch_10/pred.npy",
-              "a/epoch_2/gt.npy", "a/epoch_2/pred.npy", "a/epoch_3/gt.npy", "a/epoch_3/image.npy"),
+        keyed(
+            "b/epoch_1/gt.npy",
+            "b/epoch_1/pred.npy",
+            "a/epoch_10/gt.npy",
+            "a/epoch_10/pred.npy",
+            "a/epoch_2/gt.npy",
+            "a/epoch_2/pred.npy",
+            "a/epoch_3/gt.npy",
+            "a/epoch_3/image.npy",
+        ),
         ("gt", "pred"),
     )
     assert [(a.run, a.epoch) for a in complete] == [("a", 2), ("a", 10), ("b", 1)]
@@ -94,7 +108,8 @@ def test_split_items_must_match_across_roles():
 
 def test_fixed_ground_truth_serves_every_epoch():
     complete, pending = group_artifacts(
-        keyed("r/epoch_1/pred.npy", "r/epoch_2/pred.npy", "r/epoch_2/gt.npy"), ("gt", "pred"),
+        keyed("r/epoch_1/pred.npy", "r/epoch_2/pred.npy", "r/epoch_2/gt.npy"),
+        ("gt", "pred"),
         fixed_files={"gt": "val/gt.npy"},
     )
     assert pending == []

@@ -33,8 +33,16 @@ def test_leaves_no_temporary_files(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == [LEDGER_NAME]
 
 
-@pytest.mark.parametrize("content", ["{not json", '{"version": 99, "runs": {}}', '{"version": 1, "runs": {"r": 3}}',
-                                     '{"version": 1, "runs": {"r": {"done": [[5, 2]], "set_aside": {}}}}', "[]"])
+@pytest.mark.parametrize(
+    "content",
+    [
+        "{not json",
+        '{"version": 99, "runs": {}}',
+        '{"version": 1, "runs": {"r": 3}}',
+        '{"version": 1, "runs": {"r": {"done": [[5, 2]], "set_aside": {}}}}',
+        "[]",
+    ],
+)
 def test_corrupt_ledger_starts_empty(tmp_path, content, caplog):
     (tmp_path / LEDGER_NAME).write_text(content)
     ledger = Ledger.open(tmp_path)

@@ -71,7 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="write a synthetic dump, log it, and print how to view it")
     demo.add_argument("--logdir", default="tb", help="TensorBoard logdir to write (default: ./tb)")
-    demo.add_argument("--dumps", default="segwatch-demo", help="where to write the dump (default: ./segwatch-demo)")
+    demo.add_argument(
+        "--dumps", default="segwatch-demo", help="where to write the dump (default: ./segwatch-demo)"
+    )
     return parser
 
 

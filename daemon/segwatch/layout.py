@@ -140,7 +140,9 @@ def group_artifacts(
         if missing or len(item_sets) > 1 or _mixes_batch_and_items(roles):
             pending.append(Pending(run, epoch, missing or _item_gap(roles)))
             continue
-        files = {role: tuple(items[i] for i in sorted(items, key=_item_order)) for role, items in roles.items()}
+        files = {
+            role: tuple(items[i] for i in sorted(items, key=_item_order)) for role, items in roles.items()
+        }
         files.update({role: (path,) for role, path in fixed.items() if role in required_roles})
         complete.append(Artifact(run, epoch, files))
     return complete, pending

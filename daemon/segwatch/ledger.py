@@ -73,11 +73,17 @@ class Ledger:
 
     def commit(self, run: str, epoch: int) -> None:
         """Record that `epoch` of `run` is flushed to the event files."""
+        self.commit_all(run, [epoch])
+
+    def commit_all(self, run: str, epochs: list[int]) -> None:
+        """Record several flushed epochs, in ascending order, with one write."""
         record = self.runs.setdefault(run, RunRecord())
-        if record.last_epoch is not None and epoch <= record.last_epoch:
-            raise ValueError(f"run {run!r}: epoch {epoch} is not above the last committed epoch {record.last_epoch}")
-        record.done.add(epoch)
-        record.set_aside.pop(epoch, None)
+        for epoch in epochs:
+            last = record.last_epoch
+            if last is not None and epoch <= last:
+                raise ValueError(f"run {run!r}: epoch {epoch} is not above the last committed epoch {last}")
+            record.done.add(epoch)
+            record.set_aside.pop(epoch, None)
         self._save()
 
     def set_aside(self, run: str, epoch: int, *, reason: str, fingerprint: str) -> None:

@@ -60,8 +60,10 @@ class Renderer:
         limits = self.config.limits
         compose = self.config.compose
         arrays = {
-            role: [load_array(Path(p), max_file_bytes=limits.max_file_bytes, max_pixels=limits.max_pixels)
-                   for p in paths]
+            role: [
+                load_array(Path(p), max_file_bytes=limits.max_file_bytes, max_pixels=limits.max_pixels)
+                for p in paths
+            ]
             for role, paths in artifact.files.items()
         }
         counts = {role: len(found) for role, found in arrays.items()}
@@ -71,10 +73,14 @@ class Renderer:
         items: list[Item] = []
         for index in range(max(counts.values())):
             picked = {role: found[index if len(found) > 1 else 0] for role, found in arrays.items()}
-            gt, pred, image = _first_items(picked["gt"], picked["pred"], picked.get("image"), compose.max_items)
+            gt, pred, image = _first_items(
+                picked["gt"], picked["pred"], picked.get("image"), compose.max_items
+            )
             names = {role: paths[index if len(paths) > 1 else 0] for role, paths in artifact.files.items()}
             items.extend(
-                normalise(gt, pred, image, class_axis=compose.class_axis, threshold=compose.threshold, names=names)
+                normalise(
+                    gt, pred, image, class_axis=compose.class_axis, threshold=compose.threshold, names=names
+                )
             )
             if len(items) >= compose.max_items:
                 break

@@ -39,10 +39,26 @@ class Result:
 class Processor:
     """Takes artifacts one at a time, in any order, and logs each at most once."""
 
-    def __init__(self, renderer: Renderer, sink: EventSink, ledger: Ledger) -> None:
+    def __init__(
+        self,
+        renderer: Renderer,
+        sink: EventSink,
+        ledger: Ledger,
+        in_flight: dict[str, tuple[int, set[str]]] | None = None,
+    ) -> None:
         self.renderer = renderer
         self.sink = sink
         self.ledger = ledger
+        # Per run, an epoch a dead process may have written in part, with the tags it did write.
+        self.in_flight = dict(in_flight or {})
+
+    def floor(self, run: str) -> int | None:
+        """The highest epoch of `run` that is, or may be, in the event files."""
+        last = self.ledger.last_epoch(run)
+        flight = self.in_flight.get(run)
+        if flight is None:
+            return last
+        return flight[0] if last is None else max(last, flight[0])
 
     def process(self, artifact: Artifact) -> Result:
         """Log `artifact` unless it is done, late or known bad. SinkError propagates: the artifact stays pending."""
@@ -52,9 +68,10 @@ class Processor:
         fingerprint = artifact_fingerprint(artifact)
         if self.ledger.set_aside_fingerprint(run, epoch) == fingerprint:
             return Result(Outcome.DONE, "set aside earlier, files unchanged")
-        last = self.ledger.last_epoch(run)
-        if last is not None and epoch < last:
-            return Result(Outcome.LATE, f"epoch {epoch} is older than epoch {last}, already written")
+        floor = self.floor(run)
+        if floor is not None and epoch < floor:
+            return Result(Outcome.LATE, f"epoch {epoch} is older than epoch {floor}, already written")
+        present = self._tags_present(run, epoch)
 
         started = time.perf_counter()
         try:
@@ -66,17 +83,32 @@ class Processor:
             log.error("run=%s epoch=%d set aside: %s", run or ".", epoch, exc)
             return Result(Outcome.SET_ASIDE, str(exc))
         rendered = time.perf_counter()
-        self.sink.write(run, epoch, summaries)
+        missing = [summary for summary in summaries if summary.tag not in present]
+        if missing:
+            self.sink.write(run, epoch, missing)
         self.ledger.commit(run, epoch)
+        self.in_flight.pop(run, None)
         log.info(
             "run=%s epoch=%d logged %d summaries in %.0f ms (render %.0f ms)",
             run or ".",
             epoch,
-            len(summaries),
+            len(missing),
             (time.perf_counter() - started) * 1000,
             (rendered - started) * 1000,
         )
         return Result(Outcome.LOGGED)
+
+    def _tags_present(self, run: str, epoch: int) -> set[str]:
+        flight = self.in_flight.get(run)
+        if flight is not None and flight[0] == epoch:
+            log.info(
+                "run=%s epoch=%d was partly written before a restart: has %s",
+                run or ".",
+                epoch,
+                sorted(flight[1]),
+            )
+            return flight[1]
+        return set()
 
 
 def artifact_fingerprint(artifact: Artifact) -> str:

@@ -12,6 +12,7 @@ from segwatch.layout import Artifact, DumpLayout, Pending, group_artifacts
 from segwatch.ledger import Ledger
 from segwatch.pipeline import Renderer
 from segwatch.processor import Outcome, Processor
+from segwatch.recovery import reconcile
 from segwatch.sink import EventSink
 from segwatch.watcher import scan_tree
 
@@ -47,6 +48,14 @@ def discover(config: Config) -> tuple[list[Artifact], list[Pending]]:
     return group_artifacts(keyed, config.required_roles, fixed_files=fixed)
 
 
+def open_processor(config: Config) -> Processor:
+    """A processor over the configured logdir, its ledger reconciled with the event files already there."""
+    logdir = config.tensorboard.logdir
+    ledger = Ledger.open(logdir)
+    in_flight = reconcile(ledger, logdir)
+    return Processor(Renderer(config), EventSink(logdir), ledger, in_flight)
+
+
 def run_once(config: Config) -> Tally:
     """Log every complete artifact not yet logged, in epoch order per run, then return what happened.
 
@@ -55,9 +64,14 @@ def run_once(config: Config) -> Tally:
     artifacts, pending = discover(config)
     tally = Tally(incomplete=len(pending))
     for waiting in pending:
-        log.info("run=%s epoch=%d incomplete: missing %s", waiting.run or ".", waiting.epoch, ", ".join(waiting.missing))
-    sink = EventSink(config.tensorboard.logdir)
-    processor = Processor(Renderer(config), sink, Ledger.open(config.tensorboard.logdir))
+        log.info(
+            "run=%s epoch=%d incomplete: missing %s",
+            waiting.run or ".",
+            waiting.epoch,
+            ", ".join(waiting.missing),
+        )
+    processor = open_processor(config)
+    sink = processor.sink
     try:
         for artifact in artifacts:
             result = processor.process(artifact)

@@ -79,7 +79,10 @@ class EventSink:
             # restarted within one second; the random part does.
             suffix = f".{secrets.token_hex(4)}{EVENT_FILE_MARK}"
             writer = tf.summary.create_file_writer(
-                run_directory(self.logdir, run), max_queue=1000, flush_millis=3_600_000, filename_suffix=suffix
+                run_directory(self.logdir, run),
+                max_queue=1000,
+                flush_millis=3_600_000,
+                filename_suffix=suffix,
             )
             self._writers[run] = writer
         return writer

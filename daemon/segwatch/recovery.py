@@ -1,0 +1,75 @@
+"""What segwatch's own event files already hold: the truth the ledger is reconciled with at start-up.
+
+A process can die between flushing an epoch and committing it, or in the middle of writing it. The event files
+then hold records the ledger does not know about; re-writing them would show the epoch twice. So at start-up we
+read back, per run, the (step, tag) pairs our files hold above the ledger's last epoch, and the processor writes
+only the tags that are missing. Torn last records are ignored by the reader, as by TensorBoard.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from tensorboard.backend.event_processing import event_file_loader
+
+from segwatch.ledger import Ledger
+from segwatch.sink import EVENT_FILE_MARK
+
+log = logging.getLogger(__name__)
+
+# {run: {step: tags written at that step}}
+WrittenTags = dict[str, dict[int, set[str]]]
+
+
+def reconcile(ledger: Ledger, logdir: str | Path) -> dict[str, tuple[int, set[str]]]:
+    """Bring the ledger up to what the event files hold; return each run's possibly half-written epoch.
+
+    Every step below a run's highest unrecorded step was followed by a later one, so it was flushed whole:
+    it is committed. The highest may be whole (death between flush and commit) or torn (death mid-write);
+    only re-rendering tells which tags it should have, so it is returned with the tags it already has.
+    """
+    found = written_tags(logdir, {run: record.last_epoch for run, record in ledger.runs.items()})
+    in_flight: dict[str, tuple[int, set[str]]] = {}
+    for run, steps in found.items():
+        *whole, last = sorted(steps)
+        if whole:
+            ledger.commit_all(run, whole)
+        in_flight[run] = (last, steps[last])
+    return in_flight
+
+
+def written_tags(logdir: str | Path, runs_after: dict[str, int | None]) -> WrittenTags:
+    """Tags per step found in segwatch's event files under `logdir`, above each run's floor.
+
+    `runs_after[run]` is the ledger's last epoch for a run (None: read everything). Runs present on disk but
+    unknown to the ledger are read in full, which is how a deleted or corrupt ledger is rebuilt.
+    """
+    found: WrittenTags = {}
+    root = Path(logdir)
+    for run, directory in _run_directories(root):
+        floor = runs_after.get(run)
+        steps: dict[int, set[str]] = {}
+        for path in sorted(directory.glob(f"events.out.tfevents.*{EVENT_FILE_MARK}")):
+            for event in event_file_loader.EventFileLoader(str(path)).Load():
+                if floor is not None and event.step <= floor:
+                    continue
+                tags = {value.tag for value in event.summary.value}
+                if tags:
+                    steps.setdefault(event.step, set()).update(tags)
+        if steps:
+            found[run] = steps
+            log.info("run=%s event files hold steps %s beyond the ledger", run or ".", sorted(steps))
+    return found
+
+
+def _run_directories(root: Path) -> list[tuple[str, Path]]:
+    """The unnamed run (the logdir itself) and every direct, non-hidden subdirectory."""
+    if not root.is_dir():
+        return []
+    runs = [("", root)]
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        if not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False):
+            runs.append((entry.name, Path(entry.path)))
+    return runs

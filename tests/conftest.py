@@ -1,0 +1,87 @@
+"""Shared test helpers: real config files, real dumps, and TensorBoard's own reader over real event files."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def blob_labels(
+    rng: np.random.Generator, shape: tuple[int, ...], num_classes: int, cell: int = 8
+) -> np.ndarray:
+    """Smooth blob-shaped label maps (like real masks): the argmax of coarse noise, upsampled by repetition."""
+    *lead, height, width = shape
+    coarse = rng.standard_normal((*lead, num_classes, -(-height // cell), -(-width // cell)))
+    labels = coarse.argmax(axis=-3).repeat(cell, axis=-2).repeat(cell, axis=-1)
+    return np.ascontiguousarray(labels[..., :height, :width]).astype(np.uint8)
+
+
+@pytest.fixture
+def write_config(tmp_path):
+    """Write a config file from sections merged onto a small default; returns its path."""
+
+    def write(name: str = "segwatch.yaml", **sections: dict) -> Path:
+        config = {
+            "watch": {"root": str(tmp_path / "dumps")},
+            "tensorboard": {"logdir": str(tmp_path / "tb")},
+            "compose": {"num_classes": 5, "palette": "voc", "ignore_index": 255},
+        }
+        for section, values in sections.items():
+            config.setdefault(section, {}).update(values)
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(config))
+        return path
+
+    return write
+
+
+def read_event_tensors(run_dir: Path) -> dict[str, list[tuple[int, object]]]:
+    """Every (step, TensorProto) per tag, as TensorBoard's default loader sees them, nothing sampled away."""
+    from tensorboard.backend.event_processing import plugin_event_accumulator as pea
+
+    accumulator = pea.EventAccumulator(str(run_dir), size_guidance={pea.TENSORS: 0})
+    accumulator.Reload()
+    return {
+        tag: [(event.step, event.tensor_proto) for event in accumulator.Tensors(tag)]
+        for tag in accumulator.Tags()["tensors"]
+    }
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    import tensorflow as tf
+
+    return tf.io.decode_png(data, channels=3).numpy()
+
+
+def read_images(run_dir: Path) -> dict[str, dict[int, list[np.ndarray]]]:
+    """{tag: {step: [decoded RGB images]}} for every image summary in a run directory."""
+    images: dict[str, dict[int, list[np.ndarray]]] = {}
+    for tag, events in read_event_tensors(run_dir).items():
+        for step, proto in events:
+            values = list(proto.string_val)
+            if len(values) < 3:
+                continue
+            decoded = [decode_png(png) for png in values[2:]]
+            width, height = int(values[0]), int(values[1])
+            assert all(image.shape == (height, width, 3) for image in decoded)
+            images.setdefault(tag, {})[step] = decoded
+    return images
+
+
+def raw_record_counts(run_dir: Path) -> Counter[tuple[str, int]]:
+    """How many records each (tag, step) has across all event files, read raw (no dedup, no purging)."""
+    from tensorboard.backend.event_processing import event_file_loader
+
+    counts: Counter[tuple[str, int]] = Counter()
+    for path in sorted(run_dir.glob("events.out.tfevents.*")):
+        for event in event_file_loader.EventFileLoader(str(path)).Load():
+            for value in event.summary.value:
+                counts[(value.tag, event.step)] += 1
+    return counts

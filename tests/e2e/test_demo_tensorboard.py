@@ -1,0 +1,116 @@
+"""`segwatch demo`, then a real TensorBoard process serving what it wrote over HTTP, pixel for pixel."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from segwatch import demo
+
+from conftest import decode_png, read_images
+
+TAG = "segwatch/grid"
+
+
+@pytest.fixture(scope="module")
+def demo_logdir(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("demo")
+    result = subprocess.run(
+        [sys.executable, "-m", "segwatch", "demo", "--dumps", "dumps", "--logdir", "tb"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"{len(demo.RUNS) * demo.EPOCHS} logged"), result.stdout
+    assert "--samples_per_plugin images=1000" in result.stdout
+    again = subprocess.run(
+        [sys.executable, "-m", "segwatch", "demo", "--dumps", "dumps", "--logdir", "tb"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert again.returncode == 0 and again.stdout.startswith("0 logged"), again.stdout
+    return workdir / "tb"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return bytes(response.read())
+
+
+def test_demo_writes_every_epoch_of_every_run(demo_logdir):
+    for run in demo.RUNS:
+        images = read_images(demo_logdir / run)[TAG]
+        assert sorted(images) == list(range(demo.EPOCHS))
+        (first,) = images[0]
+        assert first.shape[0] > demo.SHAPE[0] and first.shape[1] > 3 * demo.SHAPE[1]
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("load_fast", ["false", "true"], ids=["python-loader", "rust-loader"])
+def test_tensorboard_serves_every_epoch_pixel_equal(demo_logdir, tmp_path, load_fast):
+    port = free_port()
+    with open(tmp_path / "tensorboard.log", "wb") as server_log:
+        server = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "tensorboard"),
+                "--logdir",
+                str(demo_logdir),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--samples_per_plugin",
+                "images=1000",
+                f"--load_fast={load_fast}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=server_log,
+        )
+    base = f"http://127.0.0.1:{port}/data/plugin/images"
+    try:
+        deadline = time.monotonic() + 150
+        entries: dict[str, list[dict]] = {}
+        while time.monotonic() < deadline:
+            try:
+                entries = {
+                    run: json.loads(get(f"{base}/images?" + urllib.parse.urlencode({"run": run, "tag": TAG})))
+                    for run in demo.RUNS
+                }
+                if all(len(found) == demo.EPOCHS for found in entries.values()):
+                    break
+            except OSError:
+                pass
+            assert server.poll() is None, (tmp_path / "tensorboard.log").read_text()
+            time.sleep(0.5)
+        assert {run: len(found) for run, found in entries.items()} == {run: demo.EPOCHS for run in demo.RUNS}
+
+        for run, found in entries.items():
+            written = read_images(demo_logdir / run)[TAG]
+            assert sorted(entry["step"] for entry in found) == list(range(demo.EPOCHS))
+            for entry in found:
+                served = decode_png(get(f"{base}/individualImage?{entry['query']}"))
+                np.testing.assert_array_equal(served, written[entry["step"]][0])
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -1,0 +1,119 @@
+"""`segwatch once` as a real process over a real dump, read back with TensorBoard's own reader."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from segwatch.dump import save_epoch
+
+from conftest import blob_labels, raw_record_counts, read_images
+
+PALETTE = [[10, 20, 30], [200, 0, 0], [0, 200, 0], [0, 0, 200], [250, 250, 0]]
+IGNORE_RGB_CHECKED_SEPARATELY = 255
+
+
+def segwatch(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "segwatch", *args], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+@pytest.fixture
+def dump(tmp_path):
+    rng = np.random.default_rng(7)
+    truth = {}
+    for run in ("alpha", "beta"):
+        for epoch in (1, 2, 5):
+            gt = blob_labels(rng, (2, 24, 32), 5)
+            gt[:, :3, :3] = 255  # ignore pixels in one corner
+            pred = blob_labels(rng, (2, 24, 32), 5).astype(np.int64)
+            save_epoch(tmp_path / "dumps", epoch, gt=gt, pred=pred, run=run)
+            truth[(run, epoch)] = (gt, pred)
+    return truth
+
+
+def test_once_logs_every_epoch_pixel_exact_and_only_once(tmp_path, dump, write_config):
+    config = write_config(
+        compose={
+            "layout": "pair",
+            "size": [24, 32],
+            "resize": "stretch",
+            "palette": PALETTE,
+            "panels": ["gt", "pred"],
+        }
+    )
+    first = segwatch("once", "--config", str(config))
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("6 logged")
+
+    palette = np.array(PALETTE, dtype=np.uint8)
+    for run in ("alpha", "beta"):
+        images = read_images(tmp_path / "tb" / run)
+        assert sorted(images) == ["segwatch/pairs"]
+        assert sorted(images["segwatch/pairs"]) == [1, 2, 5]
+        for epoch, decoded in images["segwatch/pairs"].items():
+            gt, pred = dump[(run, epoch)]
+            assert len(decoded) == 2
+            for item, image in enumerate(decoded):
+                gutter = image.shape[1] - 64
+                assert gutter > 0
+                left, right = image[:, :32], image[:, 32 + gutter :]
+                valid = gt[item] != 255
+                np.testing.assert_array_equal(left[valid], palette[gt[item][valid]])
+                ignore_colours = {tuple(c) for c in left[~valid]}
+                assert len(ignore_colours) == 1 and not ignore_colours & {tuple(c) for c in PALETTE}
+                np.testing.assert_array_equal(right, palette[pred[item]])
+                assert len({tuple(c) for c in image[:, 32 : 32 + gutter].reshape(-1, 3)}) == 1
+
+    before = {run: raw_record_counts(tmp_path / "tb" / run) for run in ("alpha", "beta")}
+    assert all(count == 1 for counts in before.values() for count in counts.values())
+    second = segwatch("once", "--config", str(config))
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.startswith("0 logged")
+    assert "6 already done" in second.stdout
+    assert {run: raw_record_counts(tmp_path / "tb" / run) for run in ("alpha", "beta")} == before
+
+
+def test_grid_holds_every_item_in_palette_colours(tmp_path, write_config):
+    rng = np.random.default_rng(3)
+    gt = blob_labels(rng, (5, 40, 30), 5)
+    save_epoch(tmp_path / "dumps", 0, gt=gt, pred=gt.astype(np.int32))
+    config = write_config(compose={"layout": "grid", "size": [20, 15], "columns": 2, "palette": PALETTE})
+    result = segwatch("once", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    (image,) = read_images(tmp_path / "tb")["segwatch/grid"][0]
+    # 5 items in 2 columns: 3 rows of cells, each cell two 20x15 panels plus gutters.
+    assert 3 * 20 < image.shape[0] < 3 * 20 + 20 and 2 * 2 * 15 < image.shape[1] < 2 * 2 * 15 + 20
+    label_colours = {tuple(c) for c in PALETTE}
+    colours = {tuple(c) for c in image.reshape(-1, 3)}
+    assert len(colours - label_colours) <= 3  # pad, gutter and ignore are the only other colours
+
+
+def test_bad_artifact_is_set_aside_with_one_line_and_others_logged(tmp_path, write_config):
+    rng = np.random.default_rng(1)
+    for epoch in range(3):
+        gt = blob_labels(rng, (16, 16), 5)
+        save_epoch(tmp_path / "dumps", epoch, gt=gt, pred=gt, run="r")
+    bad = tmp_path / "dumps" / "r" / "epoch_1" / "pred.npy"
+    np.save(bad, np.array([{"not": "an array"}], dtype=object), allow_pickle=True)
+    config = write_config()
+    result = segwatch("once", "--config", str(config))
+    assert result.returncode == 1
+    assert result.stdout.startswith("2 logged, 1 set aside")
+    errors = [line for line in result.stderr.splitlines() if " ERROR " in line]
+    assert len(errors) == 1 and str(bad) in errors[0], result.stderr
+    assert sorted(read_images(tmp_path / "tb" / "r")["segwatch/grid"]) == [0, 2]
+    # Unchanged bad files are not retried and reported again.
+    again = segwatch("once", "--config", str(config))
+    assert again.returncode == 0 and " ERROR " not in again.stderr
+
+
+def test_bad_config_exits_2_naming_the_key(tmp_path, write_config):
+    config = write_config(compose={"size": [256]})
+    result = segwatch("once", "--config", str(config))
+    assert result.returncode == 2
+    assert "compose.size: expected two positive integers, got [256]" in result.stderr

@@ -1,0 +1,44 @@
+import numpy as np
+import pytest
+
+from segwatch.dump import save_epoch
+from segwatch.layout import DumpLayout
+
+
+def test_save_epoch_writes_the_default_layout_atomically(tmp_path):
+    gt = np.zeros((2, 4, 4), np.uint8)
+    target = save_epoch(tmp_path, 3, gt=gt, pred=gt + 1, image=np.ones((2, 4, 4, 3), np.float32), run="r")
+    assert target == tmp_path / "r" / "epoch_3"
+    assert sorted(p.name for p in target.iterdir()) == ["gt.npy", "image.npy", "pred.npy"]
+    np.testing.assert_array_equal(np.load(target / "pred.npy"), gt + 1)
+    assert [p.name for p in (tmp_path / "r").iterdir()] == ["epoch_3"]  # no staging directory left behind
+    layout = DumpLayout()
+    assert {layout.parse(p.relative_to(tmp_path).as_posix()).role for p in target.iterdir()} == {
+        "gt",
+        "pred",
+        "image",
+    }
+
+
+def test_items_of_different_shapes_get_one_file_each(tmp_path):
+    target = save_epoch(
+        tmp_path,
+        0,
+        gt=[np.zeros((3, 5), np.uint8), np.zeros((7, 2), np.uint8)],
+        pred=[np.zeros((3, 5), np.int64), np.zeros((7, 2), np.int64)],
+    )
+    assert target == tmp_path / "epoch_0"
+    assert sorted(p.name for p in target.iterdir()) == ["gt_0.npy", "gt_1.npy", "pred_0.npy", "pred_1.npy"]
+
+
+def test_an_epoch_is_never_rewritten(tmp_path):
+    gt = np.zeros((4, 4), np.uint8)
+    save_epoch(tmp_path, 1, gt=gt, pred=gt)
+    with pytest.raises(FileExistsError):
+        save_epoch(tmp_path, 1, gt=gt, pred=gt)
+
+
+@pytest.mark.parametrize("run", ["", ".hidden", "a/b"])
+def test_run_names_are_one_visible_segment(tmp_path, run):
+    with pytest.raises(ValueError, match="run"):
+        save_epoch(tmp_path, 0, gt=np.zeros((2, 2), np.uint8), pred=np.zeros((2, 2), np.uint8), run=run)
