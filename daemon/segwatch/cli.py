@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-format", default="text", choices=["text", "json"])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    run = commands.add_parser("run", help="catch up, then follow the dump root until SIGTERM")
+    run.add_argument("--config", help=f"YAML config file (default: ${CONFIG_ENV})")
+
     once = commands.add_parser("once", help="log every complete epoch not yet logged, then exit")
     once.add_argument("--config", help=f"YAML config file (default: ${CONFIG_ENV})")
 
@@ -89,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _check_config(args)
         if args.command == "once":
             return _once(args)
+        if args.command == "run":
+            return _run(args)
         if args.command == "demo":
             return _demo(args)
     except ConfigError as exc:
@@ -125,6 +130,15 @@ def _once(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     print(tally.line())
     return EXIT_FAILED if tally.failed else EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    from segwatch.config import load_config
+    from segwatch.service import run_daemon
+
+    path = _config_path(args.config)
+    run_daemon(load_config(path), config_path=path)
+    return EXIT_OK
 
 
 def _demo(args: argparse.Namespace) -> int:

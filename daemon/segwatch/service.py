@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import queue
+import signal
+import threading
+import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 
 from segwatch.config import Config
+from segwatch.errors import SegwatchError, SinkError
 from segwatch.layout import Artifact, DumpLayout, Pending, group_artifacts
 from segwatch.ledger import Ledger
 from segwatch.pipeline import Renderer
 from segwatch.processor import Outcome, Processor
+from segwatch.readiness import Readiness
 from segwatch.recovery import reconcile
 from segwatch.sink import EventSink
 from segwatch.watcher import scan_tree
 
 log = logging.getLogger(__name__)
+
+# Exit status when the grace period runs out or a second signal arrives: the supervisor may restart us.
+EXIT_ABANDONED = 1
 
 
 @dataclass
@@ -44,8 +57,7 @@ def discover(config: Config) -> tuple[list[Artifact], list[Pending]]:
         key = layout.parse(relative)
         if key is not None:
             keyed.append((key, str(root / relative)))
-    fixed = {"gt": str(config.watch.fixed_gt)} if config.watch.fixed_gt is not None else None
-    return group_artifacts(keyed, config.required_roles, fixed_files=fixed)
+    return group_artifacts(keyed, config.required_roles, fixed_files=config.fixed_files)
 
 
 def open_processor(config: Config) -> Processor:
@@ -83,3 +95,268 @@ def run_once(config: Config) -> Tally:
     finally:
         sink.close()
     return tally
+
+
+class Daemon:
+    """`segwatch run`: catch up, then follow the dump root until stopped.
+
+    Threads: the observer only enqueues hints (detection never waits for processing); this loop drains them,
+    decides what is ready and processes it, one artifact at a time, in (run, epoch) order.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        stop: threading.Event,
+        reload: threading.Event | None = None,
+        config_path: Path | None = None,
+    ) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.stop = stop
+        self.reload = reload or threading.Event()
+        self.wake = threading.Event()
+        self.hints: queue.Queue[str] = queue.Queue(maxsize=config.service.queue_size)
+        self.rescan_reason: str | None = "start-up scan"
+        self.caught_up = threading.Event()
+        self.last_logged: dict[str, tuple[int, float]] = {}
+        self.output_failing_since: float | None = None
+        self._finished: dict[tuple[str, int], Outcome] = {}
+        self._retry_delay = config.service.retry_backoff[0]
+        self._output_blocked_until = 0.0
+
+    # --- hints from the observer thread -------------------------------------------------------------
+    def _on_change(self, relative: str) -> None:
+        try:
+            self.hints.put_nowait(relative)
+        except queue.Full:
+            self._on_rescan_needed("hint queue full")
+        self.wake.set()
+
+    def _on_rescan_needed(self, reason: str) -> None:
+        self.rescan_reason = reason
+        self.wake.set()
+
+    # --- the loop ------------------------------------------------------------------------------------
+    def run(self) -> None:
+        while True:
+            self._serve(self.config)
+            if self.stop.is_set() or not self.reload.is_set():
+                return
+            self.reload.clear()
+            self.config = self._reloaded_config()
+
+    def _reloaded_config(self) -> Config:
+        from segwatch.config import load_config
+
+        if self.config_path is None:
+            return self.config
+        try:
+            config = load_config(self.config_path)
+        except SegwatchError as exc:
+            log.error("reload: keeping the running config; the new one is invalid: %s", exc)
+            return self.config
+        log.info("reload: config %s loaded", self.config_path)
+        return config
+
+    def _serve(self, config: Config) -> None:
+        """Follow the root with one configuration until stopped or asked to reload."""
+        from segwatch.watcher import Watcher, choose_observer
+
+        root = Path(config.watch.root)
+        layout = DumpLayout(config.watch.pattern)
+        readiness = Readiness(
+            config.required_roles,
+            settle=config.watch.settle,
+            incomplete_timeout=config.watch.incomplete_timeout,
+            fixed_files=config.fixed_files,
+            max_file_bytes=config.limits.max_file_bytes,
+            max_pixels=config.limits.max_pixels,
+        )
+        processor = open_processor(config)
+        kind, reason = choose_observer(root, config.watch.observer)
+        log.info("watching %s with the %s observer: %s", root, kind, reason)
+        watcher = Watcher(
+            root,
+            kind=kind,
+            poll_interval=config.watch.poll_interval,
+            on_change=self._on_change,
+            on_rescan_needed=self._on_rescan_needed,
+        )
+        self._finished.clear()
+        self.rescan_reason = "start-up scan"
+        watcher.start()
+        next_rescan = time.monotonic() + config.watch.rescan_interval
+        next_status = time.monotonic() + config.service.status_interval
+        try:
+            while not self.stop.is_set() and not self.reload.is_set():
+                now = time.monotonic()
+                if config.watch.rescan_interval > 0 and now >= next_rescan:
+                    self.rescan_reason = self.rescan_reason or "periodic rescan"
+                    next_rescan = now + config.watch.rescan_interval
+                if self.rescan_reason is not None:
+                    self._rescan(root, layout, readiness, processor)
+                self._drain_hints(root, layout, readiness, processor)
+                self._process_ready(readiness, processor)
+                if not self.caught_up.is_set() and not readiness.due_within(config.watch.settle):
+                    self.caught_up.set()
+                    log.info("caught up: %s", self.status(readiness))
+                if config.service.status_interval > 0 and time.monotonic() >= next_status:
+                    log.info("status: %s", self.status(readiness))
+                    next_status = time.monotonic() + config.service.status_interval
+                self._sleep(readiness, next_rescan, next_status)
+        finally:
+            watcher.stop()
+            processor.sink.close()
+
+    def _rescan(self, root: Path, layout: DumpLayout, readiness: Readiness, processor: Processor) -> None:
+        reason, self.rescan_reason = self.rescan_reason, None
+        started = time.monotonic()
+        count = 0
+        for relative in scan_tree(root):
+            count += self._note(relative, root, layout, readiness, processor)
+        log.debug("%s: %d relevant files in %.0f ms", reason, count, (time.monotonic() - started) * 1000)
+
+    def _drain_hints(
+        self, root: Path, layout: DumpLayout, readiness: Readiness, processor: Processor
+    ) -> None:
+        while True:
+            try:
+                relative = self.hints.get_nowait()
+            except queue.Empty:
+                return
+            self._note(relative, root, layout, readiness, processor)
+
+    def _note(
+        self, relative: str, root: Path, layout: DumpLayout, readiness: Readiness, processor: Processor
+    ) -> int:
+        key = layout.parse(relative)
+        if key is None or key.role not in readiness.required_roles:
+            return 0
+        finished = self._finished.get((key.run, key.epoch))
+        if finished is not None and finished is not Outcome.SET_ASIDE:
+            return 0
+        if processor.ledger.is_done(key.run, key.epoch):
+            return 0
+        readiness.note(key, str(root / relative))
+        return 1
+
+    def _process_ready(self, readiness: Readiness, processor: Processor) -> None:
+        if time.monotonic() < self._output_blocked_until:
+            return
+        for artifact in readiness.ready():
+            if self.stop.is_set() or self.reload.is_set():
+                return
+            try:
+                result = processor.process(artifact)
+            except SinkError as exc:
+                self._output_failed(exc, artifact, readiness)
+                return
+            self._output_recovered()
+            key = (artifact.run, artifact.epoch)
+            if result.outcome is Outcome.NOT_READY:
+                readiness.retry_at(artifact.run, artifact.epoch, time.monotonic() + readiness.settle)
+                continue
+            readiness.forget(*key)
+            if key not in self._finished and result.outcome is Outcome.LATE:
+                log.warning(
+                    "run=%s epoch=%d skipped: %s (TensorBoard would drop every later step)",
+                    artifact.run or ".",
+                    artifact.epoch,
+                    result.reason,
+                )
+            self._finished[key] = result.outcome
+            if result.outcome is Outcome.LOGGED:
+                self.last_logged[artifact.run] = (artifact.epoch, time.time())
+
+    def _output_failed(self, exc: SinkError, artifact: Artifact, readiness: Readiness) -> None:
+        now = time.monotonic()
+        if self.output_failing_since is None:
+            self.output_failing_since = time.time()
+        log.error(
+            "run=%s epoch=%d pending, output failing (retry in %.0f s): %s",
+            artifact.run or ".",
+            artifact.epoch,
+            self._retry_delay,
+            exc,
+        )
+        self._output_blocked_until = now + self._retry_delay
+        readiness.retry_at(artifact.run, artifact.epoch, self._output_blocked_until)
+        self._retry_delay = min(self._retry_delay * 2, self.config.service.retry_backoff[1])
+
+    def _output_recovered(self) -> None:
+        if self.output_failing_since is not None:
+            log.info("output writable again after %.0f s", time.time() - self.output_failing_since)
+        self.output_failing_since = None
+        self._retry_delay = self.config.service.retry_backoff[0]
+
+    def _sleep(self, readiness: Readiness, next_rescan: float, next_status: float) -> None:
+        deadlines = [next_rescan, next_status, self._output_blocked_until]
+        soonest = readiness.next_deadline()
+        if soonest is not None:
+            deadlines.append(soonest)
+        now = time.monotonic()
+        timeout = min([d - now for d in deadlines if d > now], default=0.0)
+        # Bounded so a stop or reload request is seen promptly even if nothing wakes us.
+        self.wake.wait(min(max(timeout, 0.0), 0.5))
+        self.wake.clear()
+
+    def status(self, readiness: Readiness) -> str:
+        now = time.time()
+        runs = ", ".join(
+            f"{run or '.'}@{epoch} ({now - when:.0f} s ago)"
+            for run, (epoch, when) in sorted(self.last_logged.items())
+        )
+        failing = (
+            ""
+            if self.output_failing_since is None
+            else f"; output failing for {now - self.output_failing_since:.0f} s"
+        )
+        return f"backlog {len(readiness)} epochs; last logged: {runs or 'none yet'}{failing}"
+
+
+@contextlib.contextmanager
+def capture_signals(stop: threading.Event, reload: threading.Event, grace: float) -> Iterator[None]:
+    """SIGTERM/SIGINT set `stop`, SIGHUP sets `reload`; the handlers do nothing else.
+
+    A second stop signal, or the grace period running out after the first, ends the process at once: the
+    artifact in hand is abandoned uncommitted, and the restart's recovery finishes it exactly once.
+    """
+
+    def force_exit() -> None:
+        log.warning("shutdown grace of %.1f s exceeded; abandoning the artifact in hand", grace)
+        logging.shutdown()
+        os._exit(EXIT_ABANDONED)
+
+    def on_stop(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            os._exit(EXIT_ABANDONED)
+        stop.set()
+        timer = threading.Timer(grace, force_exit)
+        timer.daemon = True
+        timer.start()
+
+    def on_reload(signum: int, frame: FrameType | None) -> None:
+        reload.set()
+
+    handlers: dict[int, Callable[[int, FrameType | None], None]] = {
+        signal.SIGTERM: on_stop,
+        signal.SIGINT: on_stop,
+        signal.SIGHUP: on_reload,
+    }
+    previous = {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def run_daemon(config: Config, config_path: Path | None = None) -> None:
+    """`segwatch run`: follow until SIGTERM/SIGINT; SIGHUP reloads `config_path`."""
+    stop, reload = threading.Event(), threading.Event()
+    daemon = Daemon(config, stop=stop, reload=reload, config_path=config_path)
+    with capture_signals(stop, reload, config.service.shutdown_grace):
+        daemon.run()
+    log.info("stopped")
