@@ -1,0 +1,93 @@
+"""Segmentation metrics from label maps: confusion matrix, IoU, accuracies, Dice. Pure numpy.
+
+Conventions follow mmsegmentation's: pixels labelled `ignore_index` in the ground truth are left out; a class
+that appears in neither ground truth nor prediction has no IoU (not 0, not 1), and mIoU is the mean over the
+classes that have one. Nothing here ever returns NaN: absent values are None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+# Pixels per bincount call: large enough to amortise the call, small enough that the int64 index buffer
+# stays a few MiB whatever the batch size.
+_CHUNK = 1 << 22
+
+
+def confusion_matrix(
+    gt: np.ndarray, pred: np.ndarray, num_classes: int, ignore_index: int | None = None
+) -> np.ndarray:
+    """(num_classes, num_classes) int64 counts, rows = ground truth, columns = prediction.
+
+    Ground-truth pixels equal to `ignore_index` are skipped. Ids outside [0, num_classes) in either map are
+    a caller error (the composer refuses them before metrics run) and raise ValueError.
+    """
+    if gt.shape != pred.shape:
+        raise ValueError(f"gt shape {gt.shape} and pred shape {pred.shape} differ")
+    counts = np.zeros(num_classes * num_classes, dtype=np.int64)
+    flat_gt, flat_pred = gt.reshape(-1), pred.reshape(-1)
+    for start in range(0, flat_gt.size, _CHUNK):
+        g = np.asarray(flat_gt[start : start + _CHUNK]).astype(np.int64)
+        p = np.asarray(flat_pred[start : start + _CHUNK]).astype(np.int64)
+        if ignore_index is not None:
+            keep = g != ignore_index
+            g, p = g[keep], p[keep]
+        if g.size == 0:
+            continue
+        low = min(int(g.min()), int(p.min()))
+        high = max(int(g.max()), int(p.max()))
+        if low < 0 or high >= num_classes:
+            raise ValueError(f"class id {low if low < 0 else high} outside [0, {num_classes})")
+        counts += np.bincount(g * num_classes + p, minlength=num_classes * num_classes)
+    return counts.reshape(num_classes, num_classes)
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Per-class and summary metrics of one confusion matrix; None where a value is undefined."""
+
+    iou: tuple[float | None, ...]
+    class_accuracy: tuple[float | None, ...]
+    dice: tuple[float | None, ...]
+    mean_iou: float | None
+    pixel_accuracy: float | None
+    mean_class_accuracy: float | None
+    pixels: int
+
+    @property
+    def binary_dice(self) -> float | None:
+        """Dice (= F1) of the foreground class of a two-class task."""
+        return self.dice[1] if len(self.dice) == 2 else None
+
+
+def scores(confusion: np.ndarray) -> Scores:
+    confusion = confusion.astype(np.float64)
+    intersection = np.diag(confusion)
+    gt_area = confusion.sum(axis=1)
+    pred_area = confusion.sum(axis=0)
+    union = gt_area + pred_area - intersection
+    total = float(confusion.sum())
+    iou = _ratios(intersection, union)
+    class_accuracy = _ratios(intersection, gt_area)
+    dice = _ratios(2 * intersection, gt_area + pred_area)
+    return Scores(
+        iou=iou,
+        class_accuracy=class_accuracy,
+        dice=dice,
+        mean_iou=_mean(iou),
+        pixel_accuracy=float(intersection.sum() / total) if total else None,
+        mean_class_accuracy=_mean(class_accuracy),
+        pixels=int(total),
+    )
+
+
+def _ratios(numerator: np.ndarray, denominator: np.ndarray) -> tuple[float | None, ...]:
+    return tuple(float(n / d) if d > 0 else None for n, d in zip(numerator, denominator, strict=True))
+
+
+def _mean(values: Iterable[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return sum(present) / len(present) if present else None
