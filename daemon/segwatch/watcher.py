@@ -1,10 +1,37 @@
-"""Finding dump files: the start-up scan and periodic rescans (live observers build on these)."""
+"""Finding dump files: the scan behind start-up and periodic rescans, and live observers that hint between them."""
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
-from collections.abc import Iterator
-from pathlib import Path
+import re
+import stat
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path, PurePosixPath
+from typing import Literal
+
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers.api import BaseObserver
+from watchdog.observers.polling import PollingObserver
+from watchdog.utils import UnsupportedLibcError
+
+from segwatch.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+ObserverKind = Literal["inotify", "polling"]
 
 
 def scan_tree(root: Path) -> Iterator[str]:
@@ -30,3 +57,409 @@ def scan_tree(root: Path) -> Iterator[str]:
                     yield Path(entry.path).relative_to(root).as_posix()
             except OSError:
                 continue
+
+
+# Filesystems whose files can change without a write passing through this machine's kernel. inotify only
+# reports writes it sees, so on these only polling notices what other machines (or a host, or a FUSE daemon)
+# wrote. Grouped by why, so the reason given to the user says it.
+_UNSEEN_WRITERS: dict[str, str] = {
+    # Network filesystems: other clients write through their own kernels.
+    **dict.fromkeys(
+        ("nfs", "nfs4", "cifs", "smb3", "smbfs", "afs", "coda", "ncpfs", "davfs"), "network filesystem"
+    ),
+    # Parallel and shared-disk cluster filesystems: every node of a training job writes the same namespace.
+    **dict.fromkeys(
+        (
+            "lustre",
+            "gpfs",
+            "ceph",
+            "glusterfs",
+            "beegfs",
+            "fhgfs",
+            "orangefs",
+            "pvfs2",
+            "panfs",
+            "wekafs",
+            "gfs2",
+            "ocfs2",
+        ),
+        "cluster filesystem",
+    ),
+    # Folders shared into a VM, container VM or WSL: the host writes behind the guest kernel's back.
+    **dict.fromkeys(("9p", "virtiofs", "vboxsf", "vmhgfs", "prl_fs", "drvfs"), "folder shared from a host"),
+}
+
+_MOUNT_FIELD_ESCAPE = re.compile(rb"\\([0-7]{3})")
+
+
+def _unseen_writers(fstype: str) -> str | None:
+    """What kind of filesystem `fstype` is, if inotify can miss writes to it; None for local ones."""
+    # FUSE daemons (sshfs, s3fs, gcsfuse, rclone, ...) serve content the kernel never saw written. fuseblk is
+    # usually a local disk, but nothing in the mount table tells a local daemon from a remote one.
+    if fstype in ("fuse", "fuseblk") or fstype.startswith("fuse."):
+        return "FUSE filesystem"
+    return _UNSEEN_WRITERS.get(fstype)
+
+
+def _unescape_mount_field(field: bytes) -> str:
+    # The kernel writes space, tab, newline and backslash in mount points as three-digit octal escapes.
+    return os.fsdecode(_MOUNT_FIELD_ESCAPE.sub(lambda match: bytes([int(match.group(1), 8)]), field))
+
+
+def _mount_holding(path: Path, mount_table: bytes) -> tuple[PurePosixPath, str] | None:
+    """The (mount point, filesystem type) that holds absolute `path`: the longest mount point prefix.
+
+    A later line wins a tie, because a mount stacked on the same point hides the ones listed before it.
+    """
+    best: tuple[PurePosixPath, str] | None = None
+    for line in mount_table.splitlines():
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        mount_point = PurePosixPath(_unescape_mount_field(fields[1]))
+        if not path.is_relative_to(mount_point):
+            continue
+        if best is None or len(mount_point.parts) >= len(best[0].parts):
+            best = (mount_point, os.fsdecode(fields[2]))
+    return best
+
+
+def _filesystem_verdict(root: Path, mounts: str | Path) -> tuple[bool, str]:
+    """Whether inotify would miss writes under `root`, and a sentence saying why (or why not)."""
+    resolved = root.resolve()
+    try:
+        mount_table = Path(mounts).read_bytes()
+    except OSError as error:
+        return (
+            False,
+            f"the mount table {mounts} is unreadable ({error.strerror}); assuming {resolved} is local",
+        )
+    found = _mount_holding(resolved, mount_table)
+    if found is None:
+        return False, f"no mount in {mounts} holds {resolved}; assuming it is local"
+    mount_point, fstype = found
+    kind = _unseen_writers(fstype)
+    if kind is None:
+        return False, f"{resolved} is on {fstype} (mounted at {mount_point}), a local filesystem"
+    return True, (
+        f"{resolved} is on {fstype} ({kind} mounted at {mount_point}); "
+        "inotify only sees writes made through this machine's kernel"
+    )
+
+
+def _describe_inotify_error(error: OSError) -> str:
+    """What went wrong, and which knob fixes it when it is a limit."""
+    if error.errno == errno.ENOSPC:
+        return (
+            f"{error.strerror} (raise /proc/sys/fs/inotify/max_user_watches, "
+            "e.g. sysctl fs.inotify.max_user_watches=524288)"
+        )
+    if error.errno == errno.EMFILE:
+        return f"{error.strerror} (raise /proc/sys/fs/inotify/max_user_instances, or the open-file limit, ulimit -n)"
+    return str(error)
+
+
+def _inotify_unavailable_reason() -> str | None:
+    """None if this process can create an inotify instance, otherwise why it cannot."""
+    try:
+        from watchdog.observers.inotify import InotifyObserver
+    except (ImportError, UnsupportedLibcError) as error:
+        return f"watchdog has no inotify support here ({error})"
+    try:
+        probe = InotifyObserver()
+    except OSError as error:
+        return f"inotify cannot start: {_describe_inotify_error(error)}"
+    probe.stop()  # never started, so stopping only closes the instance and joins its reader thread
+    return None
+
+
+def choose_observer(
+    root: Path, requested: Literal["auto", "inotify", "polling"], mounts: str | Path = "/proc/self/mounts"
+) -> tuple[ObserverKind, str]:
+    """The observer to watch `root` with, and a reason fit for a log line.
+
+    `auto` polls when the root's filesystem (per the mount table at `mounts`) can change without this kernel
+    seeing the write, or when inotify cannot start; it uses inotify otherwise. An explicit `inotify` that cannot
+    start is a ConfigError; on a network filesystem it is honoured with a warning.
+    """
+    if requested == "polling":
+        return "polling", "polling was requested"
+    if requested not in ("auto", "inotify"):
+        raise ConfigError(f"observer must be 'auto', 'inotify' or 'polling', got {requested!r}")
+    misses_writes, verdict = _filesystem_verdict(root, mounts)
+    if requested == "auto" and misses_writes:
+        return "polling", verdict
+    unavailable = _inotify_unavailable_reason()
+    if requested == "inotify":
+        if unavailable is not None:
+            raise ConfigError(f"observer 'inotify' was requested, but {unavailable}; use 'auto' or 'polling'")
+        if misses_writes:
+            log.warning(
+                "observer 'inotify' was requested although %s; only rescans will find those files", verdict
+            )
+            return "inotify", f"inotify was requested, although {verdict}"
+        return "inotify", "inotify was requested"
+    if unavailable is not None:
+        return "polling", unavailable
+    return "inotify", verdict
+
+
+def _new_observer(kind: ObserverKind, poll_interval: float) -> BaseObserver:
+    if kind == "polling":
+        return PollingObserver(timeout=poll_interval)
+    from watchdog.observers.inotify import InotifyObserver
+
+    return InotifyObserver()
+
+
+def _directory_identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the directory at `path`, or None if there is none: tells a recreated root apart."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return (status.st_dev, status.st_ino) if stat.S_ISDIR(status.st_mode) else None
+
+
+def _join_unless_current(thread: threading.Thread) -> None:
+    # A callback may stop the watcher from a watcher thread; a thread cannot join itself.
+    if thread is not threading.current_thread() and thread.ident is not None:
+        thread.join()
+
+
+class _HintHandler(FileSystemEventHandler):
+    """Turns watchdog events into on_change hints. Runs on the observer's dispatch thread."""
+
+    def __init__(
+        self, root: Path, on_change: Callable[[str], None], on_root_deleted: Callable[[], None]
+    ) -> None:
+        super().__init__()
+        self._root = str(root)
+        self._prefix = os.path.join(self._root, "")
+        self._on_change = on_change
+        self._on_root_deleted = on_root_deleted
+
+    def dispatch(self, event: FileSystemEvent) -> None:
+        try:
+            self._interpret(event)
+        except Exception:
+            # Escaping here would end watchdog's dispatch thread, and every later hint with it.
+            log.exception("handling %r failed", event)
+
+    def _interpret(self, event: FileSystemEvent) -> None:
+        if event.is_synthetic:
+            # watchdog's own listing of a moved-in directory; _report_tree lists it without hidden entries.
+            return
+        if isinstance(event, (FileCreatedEvent, FileModifiedEvent, FileClosedEvent)):
+            self._report(event.src_path)
+        elif isinstance(event, FileMovedEvent):
+            self._report(event.dest_path)
+        elif isinstance(event, DirCreatedEvent):
+            # A directory can arrive already full (cp -r, or a rename from outside the root).
+            self._report_tree(event.src_path)
+        elif isinstance(event, DirMovedEvent):
+            # inotify reports only the directory's rename, nothing for the files it carries in.
+            self._report_tree(event.dest_path)
+        elif isinstance(event, DirDeletedEvent) and os.fsdecode(event.src_path) == self._root:
+            self._on_root_deleted()
+
+    def _relative(self, path: bytes | str) -> str | None:
+        """`path` relative to the root, or None when it is the root, outside it, or hidden."""
+        text = os.fsdecode(path)
+        if not text.startswith(self._prefix):
+            return None
+        parts = text[len(self._prefix) :].split(os.sep)
+        if not parts[0] or any(part.startswith(".") for part in parts):
+            return None
+        return "/".join(parts)
+
+    def _report(self, path: bytes | str) -> None:
+        relative = self._relative(path)
+        if relative is not None:
+            self._emit(relative)
+
+    def _report_tree(self, directory: bytes | str) -> None:
+        relative = self._relative(directory)
+        if relative is None:
+            return
+        for inside in scan_tree(Path(os.fsdecode(directory))):
+            self._emit(f"{relative}/{inside}")
+
+    def _emit(self, relative: str) -> None:
+        try:
+            self._on_change(relative)
+        except Exception:
+            log.exception("on_change(%r) failed; a rescan will find the file", relative)
+
+
+class Watcher:
+    """Live hints about changed files under root. Events are hints, not truth: the service reconciles with scans.
+
+    `on_change(path)` gets every file created, modified, closed after writing or moved into place under the
+    root, as a `/`-separated path relative to it; paths with a hidden segment (where producers stage) are
+    skipped, and a directory renamed or copied in is listed file by file. `on_rescan_needed(reason)` is called
+    when events may have been lost. Both run on watcher threads and must be cheap: enqueue and return.
+
+    Every `poll_interval` seconds a supervisor checks that the observer threads are alive and still watch the
+    directory now at the root. It restarts the observer, then asks for a rescan, when the root was deleted and
+    recreated or an observer thread died, and it waits for a missing root to appear. If inotify hits its watch
+    or instance limit, the watcher logs the limit to raise and polls instead.
+
+    Not reported: inotify queue overflow. watchdog 7 handles IN_Q_OVERFLOW itself (a warning from
+    `watchdog.observers.inotify_c`, pending moves dropped, watches re-added) and passes nothing to handlers. Nor
+    are sub-directories watchdog could not watch (it skips them silently, e.g. past max_user_watches). The
+    service's periodic rescan finds what those miss.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        kind: ObserverKind,
+        poll_interval: float,
+        on_change: Callable[[str], None],
+        on_rescan_needed: Callable[[str], None],
+    ) -> None:
+        if poll_interval <= 0:
+            raise ValueError(f"poll_interval must be positive seconds, got {poll_interval!r}")
+        # Resolved: inotify would watch a symlinked root's link, not the directory it points to.
+        self._root = root.resolve()
+        self._kind: ObserverKind = kind
+        self._poll_interval = poll_interval
+        self._on_rescan_needed = on_rescan_needed
+        self._handler = _HintHandler(self._root, on_change, self._note_root_deleted)
+        self._observer: BaseObserver | None = None
+        self._watched_identity: tuple[int, int] | None = None
+        self._root_deleted = threading.Event()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
+        self._lifecycle = threading.Lock()
+
+    @property
+    def kind(self) -> ObserverKind:
+        """The observer in use: an inotify watcher falls back to polling when inotify hits a limit."""
+        return self._kind
+
+    @property
+    def watching(self) -> bool:
+        """Whether an observer is on the root now (False before start, after stop, and while the root is missing)."""
+        return self._observer is not None
+
+    def start(self) -> None:
+        """Start watching; returns once events under the root are being observed (or the root is awaited)."""
+        with self._lifecycle:
+            if self._supervisor is not None or self._stopping.is_set():
+                raise RuntimeError("a Watcher can be started only once")
+            try:
+                self._arm()
+            except FileNotFoundError:
+                log.warning("watch root %s does not exist yet; waiting for it to appear", self._root)
+            except OSError as error:
+                raise ConfigError(f"cannot watch {self._root}: {error}") from error
+            else:
+                log.info("watching %s with the %s observer", self._root, self._kind)
+            self._supervisor = threading.Thread(target=self._supervise, name="segwatch-watcher", daemon=True)
+            self._supervisor.start()
+
+    def stop(self) -> None:
+        """Stop watching and join the watcher's threads. Idempotent; callbacks get no calls after it returns."""
+        with self._lifecycle:
+            self._stopping.set()
+            self._wake.set()
+            if self._supervisor is not None:
+                _join_unless_current(self._supervisor)
+            self._disarm()
+
+    def _note_root_deleted(self) -> None:
+        self._root_deleted.set()
+        self._wake.set()
+
+    def _arm(self) -> None:
+        identity = _directory_identity(self._root)
+        if identity is None:
+            raise FileNotFoundError(errno.ENOENT, "no directory here", str(self._root))
+        self._root_deleted.clear()
+        try:
+            observer = self._start_observer(self._kind)
+        except OSError as error:
+            if self._kind != "inotify" or error.errno not in (errno.ENOSPC, errno.EMFILE):
+                raise
+            log.error(
+                "inotify cannot watch %s: %s; polling every %gs instead",
+                self._root,
+                _describe_inotify_error(error),
+                self._poll_interval,
+            )
+            self._kind = "polling"
+            observer = self._start_observer(self._kind)
+        self._observer = observer
+        self._watched_identity = identity
+
+    def _start_observer(self, kind: ObserverKind) -> BaseObserver:
+        observer = _new_observer(kind, self._poll_interval)
+        try:
+            observer.schedule(self._handler, str(self._root), recursive=True)
+            observer.start()
+        except BaseException:
+            observer.stop()  # the inotify reader thread starts with the observer object, before start()
+            raise
+        return observer
+
+    def _disarm(self) -> None:
+        observer, self._observer = self._observer, None
+        if observer is not None:
+            observer.stop()
+            _join_unless_current(observer)
+
+    def _supervise(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.wait(self._poll_interval)
+            self._wake.clear()
+            if self._stopping.is_set():
+                return
+            try:
+                self._check_observer()
+            except Exception:
+                log.exception("checking the observer of %s failed; retrying", self._root)
+
+    def _check_observer(self) -> None:
+        identity = _directory_identity(self._root)
+        if self._observer is None:
+            if identity is not None:
+                again = "was recreated" if self._watched_identity is not None else "appeared"
+                self._restart(f"watch root {self._root} {again}")
+            return
+        if identity is None:
+            log.warning("watch root %s disappeared; waiting for it to come back", self._root)
+            self._disarm()
+            return
+        if identity != self._watched_identity or self._root_deleted.is_set():
+            self._restart(f"watch root {self._root} was deleted and recreated")
+            return
+        stopped = [thread.name for thread in self._observer_threads(self._observer) if not thread.is_alive()]
+        if stopped:
+            log.error(
+                "observer thread(s) %s stopped unexpectedly (see the traceback above); restarting",
+                ", ".join(stopped),
+            )
+            self._restart(f"the {self._kind} observer of {self._root} stopped unexpectedly")
+
+    @staticmethod
+    def _observer_threads(observer: BaseObserver) -> list[threading.Thread]:
+        threads: list[threading.Thread] = [observer, *list(observer.emitters)]
+        # watchdog reads inotify on a thread of its own with no public handle; if it dies, the emitter waits
+        # forever on a live thread, so look for it by its (private) name and skip the check if it moved.
+        reader = getattr(observer, "_inotify_fd", None)
+        if isinstance(reader, threading.Thread):
+            threads.append(reader)
+        return threads
+
+    def _restart(self, reason: str) -> None:
+        self._disarm()
+        self._arm()
+        log.info("watching %s with the %s observer again; rescan needed: %s", self._root, self._kind, reason)
+        try:
+            self._on_rescan_needed(reason)
+        except Exception:
+            log.exception("on_rescan_needed(%r) failed", reason)
