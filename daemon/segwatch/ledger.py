@@ -92,7 +92,7 @@ class Ledger:
 
     def _save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        data = json.dumps(_render(self.runs), indent=1, sort_keys=True).encode()
+        data = json.dumps(_render(self.runs), sort_keys=True).encode()
         fd, tmp = tempfile.mkstemp(prefix=LEDGER_NAME + ".", suffix=".tmp", dir=self.path.parent)
         try:
             with os.fdopen(fd, "wb") as handle:

@@ -40,6 +40,7 @@ class EventSink:
     """
 
     def __init__(self, logdir: str) -> None:
+        _tf()  # pay TensorFlow's import at start-up, not in the first epoch's latency
         self.logdir = logdir
         self._writers: dict[str, Any] = {}
         self._last_step: dict[str, int] = {}
