@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from segwatch.config import (
     ComposeConfig,
     Config,
+    HttpConfig,
     LimitsConfig,
     ServiceConfig,
     TensorBoardConfig,
@@ -34,6 +35,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     ComposeConfig,
     LimitsConfig,
     ServiceConfig,
+    HttpConfig,
 )
 SECTIONS: dict[str, type[BaseModel]] = {
     "watch": WatchConfig,
@@ -41,6 +43,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "compose": ComposeConfig,
     "limits": LimitsConfig,
     "service": ServiceConfig,
+    "http": HttpConfig,
 }
 
 WriteConfig = Callable[..., Path]
@@ -481,7 +484,7 @@ def test_unknown_override_targets_are_errors_naming_the_variable() -> None:
     assert problems_of(minimal(), env=env) == [
         "SEGWATCH_COMPOSE__NUM_CLASS: unknown key compose.num_class (did you mean num_classes?)",
         "SEGWATCH_COMPOSE__SIZE__H: unknown key compose.size__h (did you mean size?)",
-        "SEGWATCH_SINK__X: unknown section 'sink', expected one of watch, tensorboard, compose, limits, service",
+        "SEGWATCH_SINK__X: unknown section 'sink', expected one of watch, tensorboard, compose, limits, service, http",
     ]
 
 

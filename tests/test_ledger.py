@@ -1,4 +1,6 @@
+import errno
 import json
+import os
 
 import pytest
 
@@ -48,3 +50,29 @@ def test_corrupt_ledger_starts_empty(tmp_path, content, caplog):
     ledger = Ledger.open(tmp_path)
     assert ledger.runs == {}
     assert "ledger unreadable" in caplog.text
+
+
+def test_ledger_that_is_not_even_text_starts_empty(tmp_path, caplog):
+    (tmp_path / LEDGER_NAME).write_bytes(b"\x98B\x12\xff" * 40)
+    assert Ledger.open(tmp_path).runs == {}
+    assert "ledger unreadable" in caplog.text
+
+
+def test_a_failed_write_changes_nothing(tmp_path, monkeypatch):
+    ledger = Ledger.open(tmp_path)
+    ledger.commit("r", 0)
+
+    def disk_full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(OSError):
+        ledger.commit("r", 1)
+    with pytest.raises(OSError):
+        ledger.set_aside("r", 2, reason="bad", fingerprint="abc")
+    # Memory still matches the disk, so a retry of the same epoch is not mistaken for done.
+    assert not ledger.is_done("r", 1) and ledger.set_aside_fingerprint("r", 2) is None
+    monkeypatch.undo()
+    ledger.commit("r", 1)
+    assert [e for e in range(3) if Ledger.open(tmp_path).is_done("r", e)] == [0, 1]
+    assert [p.name for p in tmp_path.iterdir()] == [LEDGER_NAME]

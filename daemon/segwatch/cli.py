@@ -9,9 +9,11 @@ import argparse
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,6 +24,23 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 CONFIG_ENV = "SEGWATCH_CONFIG"
 
 log = logging.getLogger("segwatch")
+
+
+# Characters that end a line for some reader (str.splitlines, editors, terminals), and other controls.
+_LINE_BREAKING = re.compile("[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """`text` with line breaks and control characters escaped, so that one event stays one log line even when
+    a file or run name holds a newline."""
+    return _LINE_BREAKING.sub(lambda match: ascii(match.group())[1:-1], text)
+
+
+class TextFormatter(logging.Formatter):
+    """The plain format, one line per event; a traceback, when there is one, follows on lines of its own."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return one_line(super().formatMessage(record))
 
 
 class JsonFormatter(logging.Formatter):
@@ -45,13 +64,15 @@ def configure_logging(level: str, fmt: str) -> None:
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
     # Our own messages at the chosen level; TensorFlow's and others' only when they matter.
     logging.getLogger("segwatch").setLevel(level.upper())
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # watchdog warns when a directory renamed into place is scheduled twice; harmless, and not the user's concern.
+    warnings.filterwarnings("ignore", message="Callback with id .* already exists", category=RuntimeWarning)
 
 
 def build_parser() -> argparse.ArgumentParser:

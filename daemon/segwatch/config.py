@@ -43,6 +43,7 @@ __all__ = [
     "ENV_PREFIX",
     "ComposeConfig",
     "Config",
+    "HttpConfig",
     "LimitsConfig",
     "ServiceConfig",
     "TensorBoardConfig",
@@ -167,6 +168,26 @@ def _unit_interval(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
         raise ValueError(f"expected a number between 0 and 1 (exclusive), got {value!r}")
     return float(value)
+
+
+def _flag(value: object) -> bool:
+    # Only true/false (YAML's yes/no included): "0" or "off" typed as a string is a mistake, not a choice.
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return value
+
+
+def _host(value: object) -> str:
+    if (
+        not isinstance(value, str)
+        or not value
+        or not re.fullmatch(r"[A-Za-z0-9.:%-]+", value)
+        or value.startswith(("-", "."))
+    ):
+        raise ValueError(
+            f"expected an IP address or host name such as 127.0.0.1, 0.0.0.0 or ::, got {value!r}"
+        )
+    return value
 
 
 def _optional_integer(value: object) -> int | None:
@@ -429,6 +450,29 @@ class ServiceConfig(BaseModel):
     )
 
 
+class HttpConfig(BaseModel):
+    """The optional HTTP endpoint: health checks for supervisors and metrics for Prometheus."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: Annotated[bool, BeforeValidator(_flag)] = Field(
+        default=False, description="Serve /healthz, /readyz, /idle and /metrics over HTTP."
+    )
+    host: Annotated[str, BeforeValidator(_host)] = Field(
+        default="127.0.0.1",
+        description="Address to listen on: 127.0.0.1 keeps the endpoint on this machine; 0.0.0.0 (or :: for "
+        "IPv6) lets probes and scrapers reach it from outside, as in a container.",
+    )
+    port: Annotated[int, _integer(0, 65535)] = Field(
+        default=9464, description="TCP port to listen on (0 picks a free one, reported in the log)."
+    )
+    stale_after: PositiveSeconds = Field(
+        default=60.0,
+        description="/healthz fails once the daemon loop has made no progress for this long. Keep it above "
+        "the time one epoch takes to process.",
+    )
+
+
 class Config(BaseModel):
     """The whole configuration, one section per part of the daemon."""
 
@@ -440,6 +484,7 @@ class Config(BaseModel):
     compose: ComposeConfig = Field(default=ComposeConfig(), description="How images are composed.")
     limits: LimitsConfig = Field(default=LimitsConfig(), description="Input size caps.")
     service: ServiceConfig = Field(default=ServiceConfig(), description="Daemon pacing and shutdown.")
+    http: HttpConfig = Field(default=HttpConfig(), description="Health and metrics endpoint.")
 
     @property
     def required_roles(self) -> tuple[str, ...]:

@@ -49,11 +49,12 @@ class Ledger:
         """Load the ledger of `logdir`; a missing or unreadable one starts empty (recovery fills it in)."""
         path = Path(logdir) / LEDGER_NAME
         try:
-            raw = path.read_text(encoding="utf-8")
+            raw = path.read_bytes()
         except FileNotFoundError:
             return cls(path)
         try:
-            return cls(path, _parse(json.loads(raw)))
+            # Decoded in here: a torn or overwritten ledger need not even be UTF-8.
+            return cls(path, _parse(json.loads(raw.decode("utf-8"))))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             log.warning("%s: ledger unreadable (%s); rebuilding it from the event files", path, exc)
             return cls(path)
@@ -77,22 +78,25 @@ class Ledger:
 
     def commit_all(self, run: str, epochs: list[int]) -> None:
         """Record several flushed epochs, in ascending order, with one write."""
-        record = self.runs.setdefault(run, RunRecord())
+        old = self.runs.get(run, RunRecord())
+        record = RunRecord(set(old.done), dict(old.set_aside))
         for epoch in epochs:
             last = record.last_epoch
             if last is not None and epoch <= last:
                 raise ValueError(f"run {run!r}: epoch {epoch} is not above the last committed epoch {last}")
             record.done.add(epoch)
             record.set_aside.pop(epoch, None)
-        self._save()
+        self._save({**self.runs, run: record})
 
     def set_aside(self, run: str, epoch: int, *, reason: str, fingerprint: str) -> None:
-        self.runs.setdefault(run, RunRecord()).set_aside[epoch] = SetAside(reason, fingerprint)
-        self._save()
+        old = self.runs.get(run, RunRecord())
+        record = RunRecord(set(old.done), {**old.set_aside, epoch: SetAside(reason, fingerprint)})
+        self._save({**self.runs, run: record})
 
-    def _save(self) -> None:
+    def _save(self, runs: dict[str, RunRecord]) -> None:
+        """Write `runs` durably, then adopt them: if the write fails (OSError), memory still matches the disk."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        data = json.dumps(_render(self.runs), sort_keys=True).encode()
+        data = json.dumps(_render(runs), sort_keys=True).encode()
         fd, tmp = tempfile.mkstemp(prefix=LEDGER_NAME + ".", suffix=".tmp", dir=self.path.parent)
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -103,6 +107,7 @@ class Ledger:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        self.runs = runs
         _fsync_directory(self.path.parent)
 
 

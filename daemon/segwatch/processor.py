@@ -6,17 +6,20 @@ not above the run's last written one is never written (TensorBoard would drop ev
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import hashlib
 import logging
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-from segwatch.errors import ArtifactError, NotReadyError
+from segwatch.errors import ArtifactError, NotReadyError, SinkError
 from segwatch.layout import Artifact
 from segwatch.ledger import Ledger
 from segwatch.pipeline import Renderer
+from segwatch.recovery import written_tags
 from segwatch.sink import EventSink
 
 log = logging.getLogger(__name__)
@@ -79,14 +82,23 @@ class Processor:
         except NotReadyError as exc:
             return Result(Outcome.NOT_READY, str(exc))
         except ArtifactError as exc:
-            self.ledger.set_aside(run, epoch, reason=str(exc), fingerprint=fingerprint)
+            with self._recording(run, epoch):
+                self.ledger.set_aside(run, epoch, reason=str(exc), fingerprint=fingerprint)
             log.error("run=%s epoch=%d set aside: %s", run or ".", epoch, exc)
             return Result(Outcome.SET_ASIDE, str(exc))
         rendered = time.perf_counter()
         missing = [summary for summary in summaries if summary.tag not in present]
         if missing:
-            self.sink.write(run, epoch, missing)
-        self.ledger.commit(run, epoch)
+            try:
+                self.sink.write(run, epoch, missing)
+            except SinkError:
+                self._learn_what_got_out(run, epoch, present)
+                raise
+        # The epoch is in the event files now. If the ledger cannot record it, the retry must only record it:
+        # writing it again would show it twice.
+        self.in_flight[run] = (epoch, present | {summary.tag for summary in summaries})
+        with self._recording(run, epoch):
+            self.ledger.commit(run, epoch)
         self.in_flight.pop(run, None)
         log.info(
             "run=%s epoch=%d logged %d summaries in %.0f ms (render %.0f ms)",
@@ -98,11 +110,28 @@ class Processor:
         )
         return Result(Outcome.LOGGED)
 
+    @contextlib.contextmanager
+    def _recording(self, run: str, epoch: int) -> Iterator[None]:
+        """The ledger lives in the logdir: failing to write it is an output failure, retried like one."""
+        try:
+            yield
+        except OSError as exc:
+            raise SinkError(
+                f"{self.ledger.path}: cannot record run={run or '.'} epoch={epoch}: {exc.strerror or exc}"
+            ) from exc
+
+    def _learn_what_got_out(self, run: str, epoch: int, present: set[str]) -> None:
+        """After a failed write, some of the epoch's records may be in the event file: a retry must skip them."""
+        found = written_tags(self.sink.logdir, {run: self.ledger.last_epoch(run)}, only=run)
+        tags = found.get(run, {}).get(epoch, set())
+        if tags - present:
+            self.in_flight[run] = (epoch, present | tags)
+
     def _tags_present(self, run: str, epoch: int) -> set[str]:
         flight = self.in_flight.get(run)
         if flight is not None and flight[0] == epoch:
             log.info(
-                "run=%s epoch=%d was partly written before a restart: has %s",
+                "run=%s epoch=%d is in the event files but not in the ledger: has %s",
                 run or ".",
                 epoch,
                 sorted(flight[1]),

@@ -40,15 +40,20 @@ def reconcile(ledger: Ledger, logdir: str | Path) -> dict[str, tuple[int, set[st
     return in_flight
 
 
-def written_tags(logdir: str | Path, runs_after: dict[str, int | None]) -> WrittenTags:
+def written_tags(
+    logdir: str | Path, runs_after: dict[str, int | None], *, only: str | None = None
+) -> WrittenTags:
     """Tags per step found in segwatch's event files under `logdir`, above each run's floor.
 
     `runs_after[run]` is the ledger's last epoch for a run (None: read everything). Runs present on disk but
-    unknown to the ledger are read in full, which is how a deleted or corrupt ledger is rebuilt.
+    unknown to the ledger are read in full, which is how a deleted or corrupt ledger is rebuilt. `only` limits
+    the reading to one run.
     """
     found: WrittenTags = {}
     root = Path(logdir)
     for run, directory in _run_directories(root):
+        if only is not None and run != only:
+            continue
         floor = runs_after.get(run)
         steps: dict[int, set[str]] = {}
         for path in sorted(directory.glob(f"events.out.tfevents.*{EVENT_FILE_MARK}")):

@@ -17,8 +17,10 @@ from types import FrameType
 
 from segwatch.config import Config
 from segwatch.errors import SegwatchError, SinkError
+from segwatch.health import Health, serve_health
 from segwatch.layout import Artifact, DumpLayout, Pending, group_artifacts
 from segwatch.ledger import Ledger
+from segwatch.notify import Notifier, status_line
 from segwatch.pipeline import Renderer
 from segwatch.processor import Outcome, Processor
 from segwatch.readiness import Readiness
@@ -111,8 +113,12 @@ class Daemon:
         stop: threading.Event,
         reload: threading.Event | None = None,
         config_path: Path | None = None,
+        health: Health | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.config = config
+        self.health = health or Health(stale_after=config.http.stale_after)
+        self.notifier = notifier or Notifier(None)
         self.config_path = config_path
         self.stop = stop
         self.reload = reload or threading.Event()
@@ -145,6 +151,7 @@ class Daemon:
             if self.stop.is_set() or not self.reload.is_set():
                 return
             self.reload.clear()
+            self.notifier.reloading()
             self.config = self._reloaded_config()
 
     def _reloaded_config(self) -> Config:
@@ -189,6 +196,7 @@ class Daemon:
         watcher.start()
         next_rescan = time.monotonic() + config.watch.rescan_interval
         next_status = time.monotonic() + config.service.status_interval
+        announced = False
         try:
             while not self.stop.is_set() and not self.reload.is_set():
                 now = time.monotonic()
@@ -202,11 +210,19 @@ class Daemon:
                 if not self.caught_up.is_set() and not readiness.due_within(config.watch.settle):
                     self.caught_up.set()
                     log.info("caught up: %s", self.status(readiness))
+                if not announced and self.caught_up.is_set():
+                    announced = True
+                    self.health.mark_ready()
+                    self.notifier.ready(self._status_line(readiness))
+                self._report(readiness)
                 if config.service.status_interval > 0 and time.monotonic() >= next_status:
                     log.info("status: %s", self.status(readiness))
                     next_status = time.monotonic() + config.service.status_interval
                 self._sleep(readiness, next_rescan, next_status)
         finally:
+            if self.stop.is_set():
+                self.notifier.stopping()
+                self.health.mark_stopping()
             watcher.stop()
             processor.sink.close()
 
@@ -245,14 +261,18 @@ class Daemon:
     def _process_ready(self, readiness: Readiness, processor: Processor) -> None:
         if time.monotonic() < self._output_blocked_until:
             return
-        for artifact in readiness.ready():
+        ready = readiness.ready()
+        for index, artifact in enumerate(ready):
             if self.stop.is_set() or self.reload.is_set():
                 return
+            started = time.perf_counter()
             try:
                 result = processor.process(artifact)
             except SinkError as exc:
-                self._output_failed(exc, artifact, readiness)
+                self._output_failed(exc, ready[index:], readiness)
                 return
+            self.health.record(artifact.run, artifact.epoch, result.outcome, time.perf_counter() - started)
+            self.notifier.keepalive()
             self._output_recovered()
             key = (artifact.run, artifact.epoch)
             if result.outcome is Outcome.NOT_READY:
@@ -270,24 +290,30 @@ class Daemon:
             if result.outcome is Outcome.LOGGED:
                 self.last_logged[artifact.run] = (artifact.epoch, time.time())
 
-    def _output_failed(self, exc: SinkError, artifact: Artifact, readiness: Readiness) -> None:
+    def _output_failed(self, exc: SinkError, unprocessed: list[Artifact], readiness: Readiness) -> None:
+        """Back off; the failed artifact and those handed out after it are looked at again after the wait."""
+        artifact = unprocessed[0]
         now = time.monotonic()
         if self.output_failing_since is None:
             self.output_failing_since = time.time()
+            self.health.set_output_failing(True)
         log.error(
-            "run=%s epoch=%d pending, output failing (retry in %.0f s): %s",
+            "run=%s epoch=%d pending, output failing (retry in %.1f s): %s",
             artifact.run or ".",
             artifact.epoch,
             self._retry_delay,
             exc,
         )
         self._output_blocked_until = now + self._retry_delay
-        readiness.retry_at(artifact.run, artifact.epoch, self._output_blocked_until)
+        # Readiness hands an artifact out once; one not processed now would never be looked at again.
+        for waiting in unprocessed:
+            readiness.retry_at(waiting.run, waiting.epoch, self._output_blocked_until)
         self._retry_delay = min(self._retry_delay * 2, self.config.service.retry_backoff[1])
 
     def _output_recovered(self) -> None:
         if self.output_failing_since is not None:
             log.info("output writable again after %.0f s", time.time() - self.output_failing_since)
+            self.health.set_output_failing(False)
         self.output_failing_since = None
         self._retry_delay = self.config.service.retry_backoff[0]
 
@@ -301,6 +327,17 @@ class Daemon:
         # Bounded so a stop or reload request is seen promptly even if nothing wakes us.
         self.wake.wait(min(max(timeout, 0.0), 0.5))
         self.wake.clear()
+
+    def _report(self, readiness: Readiness) -> None:
+        """Once per loop: the loop is alive (health, watchdog) and what it is doing (status)."""
+        self.health.tick(backlog=len(readiness))
+        self.notifier.keepalive()
+        self.notifier.status(self._status_line(readiness))
+
+    def _status_line(self, readiness: Readiness) -> str:
+        return status_line(
+            len(readiness), self.last_logged, output_failing=self.output_failing_since is not None
+        )
 
     def status(self, readiness: Readiness) -> str:
         now = time.time()
@@ -356,7 +393,13 @@ def capture_signals(stop: threading.Event, reload: threading.Event, grace: float
 def run_daemon(config: Config, config_path: Path | None = None) -> None:
     """`segwatch run`: follow until SIGTERM/SIGINT; SIGHUP reloads `config_path`."""
     stop, reload = threading.Event(), threading.Event()
-    daemon = Daemon(config, stop=stop, reload=reload, config_path=config_path)
-    with capture_signals(stop, reload, config.service.shutdown_grace):
+    health = Health(stale_after=config.http.stale_after)
+    notifier = Notifier.from_env()
+    daemon = Daemon(
+        config, stop=stop, reload=reload, config_path=config_path, health=health, notifier=notifier
+    )
+    # The endpoint keeps the start-up config's http section: changing it takes a restart, not a reload.
+    with serve_health(health, config.http), capture_signals(stop, reload, config.service.shutdown_grace):
         daemon.run()
+    notifier.close()
     log.info("stopped")

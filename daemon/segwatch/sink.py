@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 from collections.abc import Sequence
 from typing import Any
@@ -68,7 +69,9 @@ class EventSink:
         except (tf.errors.OpError, OSError) as exc:
             # The writer may hold half an epoch in its buffer; drop it so a retry starts a fresh event file.
             self._discard(run)
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            # TensorFlow prefixes its messages with `{{function_node ...}}` noise; the reason follows it.
+            text = re.sub(r"\{\{[^}]*\}\}", "", str(exc)).strip()
+            message = text.splitlines()[0] if text else type(exc).__name__
             raise SinkError(f"{run_directory(self.logdir, run)}: cannot write summaries: {message}") from exc
         self._last_step[run] = step
 
