@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test lint unit bench clean
+.PHONY: venv demo test lint unit bench fuzz fuzz-long soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,22 @@ test: lint unit
 
 bench: $(STAMP)
 	$(BIN)/python tests/bench/pipeline.py
+	$(BIN)/python tests/bench/latency.py
+	$(BIN)/python tests/bench/scan.py
+
+# A short coverage-guided fuzz of each target (the suite runs the same briefly); fuzz-long runs an hour each.
+fuzz: $(STAMP)
+	$(BIN)/python tests/fuzz/npy_header.py -runs=20000
+	$(BIN)/python tests/fuzz/config.py -runs=20000
+
+fuzz-long: $(STAMP)
+	mkdir -p .fuzz/npy_header .fuzz/config
+	$(BIN)/python tests/fuzz/npy_header.py -max_total_time=3600 -artifact_prefix=.fuzz/ .fuzz/npy_header
+	$(BIN)/python tests/fuzz/config.py -max_total_time=3600 -artifact_prefix=.fuzz/ .fuzz/config
+
+# The daemon against a steady producer for 10 minutes: memory, open files and throughput must stay flat.
+soak: $(STAMP)
+	$(BIN)/python tests/bench/soak.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

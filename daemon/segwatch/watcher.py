@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import logging
 import os
@@ -24,39 +25,104 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 from watchdog.observers.api import BaseObserver
-from watchdog.observers.polling import PollingObserver
+from watchdog.observers.polling import PollingObserverVFS
 from watchdog.utils import UnsupportedLibcError
 
 from segwatch.errors import ConfigError
+from segwatch.loading import outside_root
 
 log = logging.getLogger(__name__)
 
 ObserverKind = Literal["inotify", "polling"]
 
 
-def scan_tree(root: Path) -> Iterator[str]:
-    """Every regular file below `root`, as a `/`-separated path relative to it.
+# How many refused paths are remembered so that each is reported once; past it a refusal may repeat.
+_REPORTED_LIMIT = 10_000
+_reported: set[tuple[str, str]] = set()
+_reported_lock = threading.Lock()
 
-    Hidden files and directories are skipped (producers stage partial epochs there), and symlinked
-    directories are not followed, so a scan never leaves the root or loops.
+
+def _report_once(path: str, kind: str, reason: str) -> None:
+    """Warn about a path the scans and hints pass over, once per process: rescans meet it again and again.
+
+    Scans and hints spell the root differently (as configured, or resolved), so an entry is remembered by its
+    real parent directory and its own name.
     """
-    stack = [root]
+    key = (os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path)), kind)
+    with _reported_lock:
+        if key in _reported:
+            return
+        if len(_reported) >= _REPORTED_LIMIT:
+            _reported.clear()
+        _reported.add(key)
+    log.warning("%s: %s", os.fsencode(path).decode("utf-8", "backslashreplace"), reason)
+
+
+def _undecodable(name: str) -> bool:
+    """Whether a file name holds bytes that are not UTF-8 (decoded to lone surrogates): a run named so could
+    not name a TensorBoard run directory, a ledger entry or a log line."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _report_undecodable(path: str) -> None:
+    _report_once(path, "undecodable", "name is not valid UTF-8; not read (rename it to log it)")
+
+
+def _symlinked_directory(path: str, root: Path) -> bool:
+    """Whether `path` is a symlink to a directory; those are never followed, and one leading out of the
+    root is reported. Anything else a symlink points at is listed for the loader to judge."""
+    if not os.path.islink(path) or not os.path.isdir(path):
+        return False
+    target = outside_root(path, root)
+    if target is not None:
+        reason = f"symlinked directory leads outside the watch root {root} (to {target}); not followed"
+        _report_once(path, "outside", reason)
+    return True
+
+
+def scan_tree(root: Path) -> Iterator[str]:
+    """Every entry below `root`, as a `/`-separated path relative to it, for the dump pattern to match.
+
+    Hidden entries are skipped (producers stage partial epochs there). Symlinked directories are not
+    followed, so a scan never leaves the root or loops; one that leads outside the root is reported once, as
+    are names that are not UTF-8 and directories that cannot be listed. Directories are listed as well as
+    entered, and symlinks, FIFOs and other non-files are listed too: where one stands in for a dump file, the
+    loader refuses it with a reason, instead of the epoch silently waiting for a file that never comes.
+    """
+    # Strings, not Paths, and one directory listed at a time, read as it is walked: a scan of a big root keeps
+    # one descriptor open and memory bounded by the directories still to visit, however many files there are.
+    prefix = os.path.join(os.fspath(root), "")
+    stack = [os.fspath(root)]
     while stack:
         directory = stack.pop()
         try:
-            entries = list(os.scandir(directory))
-        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            listing = os.scandir(directory)
+        except (FileNotFoundError, NotADirectoryError):
             continue
-        for entry in entries:
-            if entry.name.startswith("."):
-                continue
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(Path(entry.path))
-                elif entry.is_file():
-                    yield Path(entry.path).relative_to(root).as_posix()
-            except OSError:
-                continue
+        except OSError as error:
+            reason = f"cannot list ({error.strerror or error}); files below it are not seen"
+            _report_once(directory, "unlisted", reason)
+            continue
+        with listing:
+            for entry in listing:
+                if entry.name.startswith("."):
+                    continue
+                if _undecodable(entry.name):
+                    _report_undecodable(entry.path)
+                    continue
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                    elif entry.is_symlink() and _symlinked_directory(entry.path, root):
+                        continue
+                except OSError:
+                    pass  # a symlink loop or a vanishing entry: listed, and the loader says what is wrong
+                relative = entry.path[len(prefix) :]
+                yield relative if os.sep == "/" else relative.replace(os.sep, "/")
 
 
 # Filesystems whose files can change without a write passing through this machine's kernel. inotify only
@@ -206,10 +272,47 @@ def choose_observer(
 
 def _new_observer(kind: ObserverKind, poll_interval: float) -> BaseObserver:
     if kind == "polling":
-        return PollingObserver(timeout=poll_interval)
+        # lstat, as scans and inotify see the tree: with stat, a symlinked directory would be walked (out of
+        # the root, or round a loop back to the root dozens of times deep).
+        return PollingObserverVFS(stat=os.lstat, listdir=os.scandir, polling_interval=poll_interval)
     from watchdog.observers.inotify import InotifyObserver
 
     return InotifyObserver()
+
+
+_IN_DELETE_SELF = 0x400
+
+
+class _WatchProbe:
+    """Asks inotify for one more watch and gives it straight back: whether the per-user watch limit is reached.
+
+    watchdog skips sub-directories it cannot watch without a word, so past fs.inotify.max_user_watches files
+    written into new directories would go unseen until a rescan; this probe is the only sign of it.
+    """
+
+    def __init__(self) -> None:
+        self._libc = ctypes.CDLL(None, use_errno=True)
+        fd = self._libc.inotify_init1(os.O_CLOEXEC)
+        if fd < 0:
+            number = ctypes.get_errno()
+            raise OSError(number, os.strerror(number))
+        self._fd: int | None = fd
+
+    def limit_reached(self, directory: Path) -> OSError | None:
+        """The ENOSPC error a new watch on `directory` gets now, or None when one more watch fits."""
+        if self._fd is None:
+            return None
+        wd = self._libc.inotify_add_watch(self._fd, os.fsencode(directory), _IN_DELETE_SELF)
+        if wd < 0:
+            number = ctypes.get_errno()
+            return OSError(number, "inotify watch limit reached") if number == errno.ENOSPC else None
+        self._libc.inotify_rm_watch(self._fd, wd)
+        return None
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
 
 
 def _directory_identity(path: Path) -> tuple[int, int] | None:
@@ -271,17 +374,30 @@ class _HintHandler(FileSystemEventHandler):
         parts = text[len(self._prefix) :].split(os.sep)
         if not parts[0] or any(part.startswith(".") for part in parts):
             return None
+        for index, part in enumerate(parts):
+            if _undecodable(part):
+                # The first such segment is what is reported: everything below it is the same problem.
+                _report_undecodable(os.path.join(self._root, *parts[: index + 1]))
+                return None
         return "/".join(parts)
 
     def _report(self, path: bytes | str) -> None:
         relative = self._relative(path)
-        if relative is not None:
-            self._emit(relative)
+        if relative is None:
+            return
+        try:
+            if _symlinked_directory(os.fsdecode(path), Path(self._root)):
+                return
+        except OSError:
+            pass  # gone already, or a loop: hinted all the same, the reader finds out
+        self._emit(relative)
 
     def _report_tree(self, directory: bytes | str) -> None:
         relative = self._relative(directory)
         if relative is None:
             return
+        # Listed like a scan lists it: the directory too, in case it stands where a dump file should be.
+        self._emit(relative)
         for inside in scan_tree(Path(os.fsdecode(directory))):
             self._emit(f"{relative}/{inside}")
 
@@ -303,12 +419,12 @@ class Watcher:
     Every `poll_interval` seconds a supervisor checks that the observer threads are alive and still watch the
     directory now at the root. It restarts the observer, then asks for a rescan, when the root was deleted and
     recreated or an observer thread died, and it waits for a missing root to appear. If inotify hits its watch
-    or instance limit, the watcher logs the limit to raise and polls instead.
+    or instance limit, at start or later, the watcher logs the limit to raise and polls instead: watchdog skips
+    sub-directories it cannot watch without a word, so the supervisor probes for one more watch each period.
 
     Not reported: inotify queue overflow. watchdog 7 handles IN_Q_OVERFLOW itself (a warning from
-    `watchdog.observers.inotify_c`, pending moves dropped, watches re-added) and passes nothing to handlers. Nor
-    are sub-directories watchdog could not watch (it skips them silently, e.g. past max_user_watches). The
-    service's periodic rescan finds what those miss.
+    `watchdog.observers.inotify_c`, pending moves dropped, watches re-added) and passes nothing to handlers. The
+    service's periodic rescan finds what that misses.
     """
 
     def __init__(
@@ -329,6 +445,7 @@ class Watcher:
         self._on_rescan_needed = on_rescan_needed
         self._handler = _HintHandler(self._root, on_change, self._note_root_deleted)
         self._observer: BaseObserver | None = None
+        self._probe: _WatchProbe | None = None
         self._watched_identity: tuple[int, int] | None = None
         self._root_deleted = threading.Event()
         self._wake = threading.Event()
@@ -382,19 +499,36 @@ class Watcher:
         self._root_deleted.clear()
         try:
             observer = self._start_observer(self._kind)
+            if self._kind == "inotify":
+                self._probe = _WatchProbe()
+                limit = self._probe.limit_reached(self._root)
+                if limit is not None:
+                    # watchdog watched what it could and skipped the rest of the tree.
+                    observer.stop()
+                    _join_unless_current(observer)
+                    raise limit
         except OSError as error:
+            self._close_probe()
             if self._kind != "inotify" or error.errno not in (errno.ENOSPC, errno.EMFILE):
                 raise
-            log.error(
-                "inotify cannot watch %s: %s; polling every %gs instead",
-                self._root,
-                _describe_inotify_error(error),
-                self._poll_interval,
-            )
-            self._kind = "polling"
+            self._fall_back_to_polling(error)
             observer = self._start_observer(self._kind)
         self._observer = observer
         self._watched_identity = identity
+
+    def _fall_back_to_polling(self, error: OSError) -> None:
+        log.error(
+            "inotify cannot watch %s: %s; polling every %gs instead",
+            self._root,
+            _describe_inotify_error(error),
+            self._poll_interval,
+        )
+        self._kind = "polling"
+
+    def _close_probe(self) -> None:
+        probe, self._probe = self._probe, None
+        if probe is not None:
+            probe.close()
 
     def _start_observer(self, kind: ObserverKind) -> BaseObserver:
         observer = _new_observer(kind, self._poll_interval)
@@ -407,6 +541,7 @@ class Watcher:
         return observer
 
     def _disarm(self) -> None:
+        self._close_probe()
         observer, self._observer = self._observer, None
         if observer is not None:
             observer.stop()
@@ -444,6 +579,12 @@ class Watcher:
                 ", ".join(stopped),
             )
             self._restart(f"the {self._kind} observer of {self._root} stopped unexpectedly")
+            return
+        limit = None if self._probe is None else self._probe.limit_reached(self._root)
+        if limit is not None:
+            # New directories now go unwatched, and files written into them unseen: poll instead.
+            self._fall_back_to_polling(limit)
+            self._restart(f"the inotify watch limit was reached under {self._root}")
 
     @staticmethod
     def _observer_threads(observer: BaseObserver) -> list[threading.Thread]:
