@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from segwatch.errors import ConfigError
-from segwatch.watcher import Watcher, choose_observer, scan_tree
+from segwatch.observers import choose_observer
+from segwatch.watcher import Watcher, scan_tree
 
 # watchdog warns when a nested `mkdir -p` gets one directory watched twice; harmless (the watch is reused), but
 # the suite's warnings-as-errors would raise it inside watchdog's inotify reader thread and end that thread.
@@ -409,7 +410,7 @@ import json, os, resource, sys
 from pathlib import Path
 import watchdog.observers.inotify  # imported while files can still be opened
 from segwatch.errors import ConfigError
-from segwatch.watcher import choose_observer
+from segwatch.observers import choose_observer
 
 root, mounts = Path(sys.argv[1]), sys.argv[2]
 _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
