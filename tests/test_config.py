@@ -18,6 +18,7 @@ from segwatch.config import (
     Config,
     HttpConfig,
     LimitsConfig,
+    MetricsConfig,
     ServiceConfig,
     TensorBoardConfig,
     WatchConfig,
@@ -33,6 +34,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     WatchConfig,
     TensorBoardConfig,
     ComposeConfig,
+    MetricsConfig,
     LimitsConfig,
     ServiceConfig,
     HttpConfig,
@@ -41,6 +43,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "watch": WatchConfig,
     "tensorboard": TensorBoardConfig,
     "compose": ComposeConfig,
+    "metrics": MetricsConfig,
     "limits": LimitsConfig,
     "service": ServiceConfig,
     "http": HttpConfig,
@@ -232,11 +235,13 @@ def test_the_error_names_the_file_and_counts_the_problems(write_config: WriteCon
         ({"compose": {"size": [0, 5]}}, "compose.size: expected two positive integers, got [0, 5]"),
         (
             {"compose": {"panels": ["gt", "gt"]}},
-            "compose.panels: expected a non-empty list of distinct panels from image, gt, pred, got ['gt', 'gt']",
+            "compose.panels: expected a non-empty list of distinct panels from image, gt, pred, overlay, error, "
+            "boundary, got ['gt', 'gt']",
         ),
         (
             {"compose": {"panels": []}},
-            "compose.panels: expected a non-empty list of distinct panels from image, gt, pred, got []",
+            "compose.panels: expected a non-empty list of distinct panels from image, gt, pred, overlay, error, "
+            "boundary, got []",
         ),
         ({"compose": {"layout": "mosaic"}}, "compose.layout: expected one of pair, grid, got 'mosaic'"),
         ({"compose": {"class_axis": 1}}, "compose.class_axis: expected one of first, last, got 1"),
@@ -288,7 +293,7 @@ def test_an_unknown_section_is_reported() -> None:
     assert problems_of({**minimal(), "sink": {}}) == ["sink: unknown key"]
 
 
-ONLY_PLACEHOLDERS = "expected only the placeholders {run}, {epoch}, {role}, got "
+ONLY_PLACEHOLDERS = "expected only the placeholders {run}, {epoch}, {step}, {role}, got "
 NO_ODD_SEGMENTS = "expected a pattern without empty, '..' or hidden ('.'-prefixed) segments, got "
 
 
@@ -484,7 +489,8 @@ def test_unknown_override_targets_are_errors_naming_the_variable() -> None:
     assert problems_of(minimal(), env=env) == [
         "SEGWATCH_COMPOSE__NUM_CLASS: unknown key compose.num_class (did you mean num_classes?)",
         "SEGWATCH_COMPOSE__SIZE__H: unknown key compose.size__h (did you mean size?)",
-        "SEGWATCH_SINK__X: unknown section 'sink', expected one of watch, tensorboard, compose, limits, service, http",
+        "SEGWATCH_SINK__X: unknown section 'sink', expected one of watch, tensorboard, compose, metrics, limits, "
+        "service, http",
     ]
 
 

@@ -90,6 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
     once = commands.add_parser("once", help="log every complete epoch not yet logged, then exit")
     once.add_argument("--config", help=f"YAML config file (default: ${CONFIG_ENV})")
 
+    explain = commands.add_parser(
+        "explain", help="say what each dump path maps to (or why nothing) and where each epoch stands"
+    )
+    explain.add_argument("--config", help=f"YAML config file (default: ${CONFIG_ENV})")
+    explain.add_argument(
+        "paths", nargs="*", metavar="PATH", help="paths to explain (default: all under the root)"
+    )
+
     check = commands.add_parser("check-config", help="validate a config file and print the effective config")
     check.add_argument("config", nargs="?", help=f"YAML config file (default: ${CONFIG_ENV})")
 
@@ -115,6 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _once(args)
         if args.command == "run":
             return _run(args)
+        if args.command == "explain":
+            return _explain(args)
         if args.command == "demo":
             return _demo(args)
     except ConfigError as exc:
@@ -151,6 +161,16 @@ def _once(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     print(tally.line())
     return EXIT_FAILED if tally.failed else EXIT_OK
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from segwatch.config import load_config
+    from segwatch.explain import explain
+
+    config = load_config(_config_path(args.config))
+    for line in explain(config, args.paths):
+        print(one_line(line))
+    return EXIT_OK
 
 
 def _run(args: argparse.Namespace) -> int:

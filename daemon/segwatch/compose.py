@@ -163,16 +163,33 @@ def content_box(
     return (panel_h - out_h) // 2, (panel_w - out_w) // 2, out_h, out_w
 
 
-def _nearest_taps(size_in: int, size_out: int) -> np.ndarray:
-    """Source index under the centre of each output pixel: floor((i + 0.5) * size_in / size_out)."""
+def _nearest_taps(size_in: int, size_out: int) -> np.ndarray | slice:
+    """Source index under the centre of each output pixel: floor((i + 0.5) * size_in / size_out).
+
+    When size_out divides size_in those are every k-th index from k // 2, returned as that slice.
+    """
+    if size_in % size_out == 0:
+        step = size_in // size_out
+        return slice(step // 2, step // 2 + step * (size_out - 1) + 1, step)
     return ((2 * np.arange(size_out, dtype=np.int64) + 1) * size_in) // (2 * size_out)
+
+
+def _sample_nearest(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour samples of an (H, W) map: a strided view for whole-number factors, else a copy.
+
+    Either way only the sampled rows are read. Indexing a plain ndarray view skips np.memmap's Python-level
+    hooks, which would otherwise run on every slice.
+    """
+    rows = _nearest_taps(labels.shape[0], size[0])
+    cols = _nearest_taps(labels.shape[1], size[1])
+    picked = np.asarray(labels)[rows]
+    # take() keeps rows contiguous; `[:, cols]` would hand back a column-major array, slow to copy into a panel.
+    return picked[:, cols] if isinstance(cols, slice) else picked.take(cols, axis=1)
 
 
 def resize_labels_nearest(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Nearest-neighbour resize of an (H, W) label map to `size`; reads only the sampled rows."""
-    rows = _nearest_taps(labels.shape[0], size[0])
-    cols = _nearest_taps(labels.shape[1], size[1])
-    return np.asarray(labels[rows])[:, cols]
+    return np.array(_sample_nearest(labels, size))
 
 
 def _linear_taps(size_in: int, size_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -228,11 +245,50 @@ def _to_indices(sampled: np.ndarray, space: IndexSpace, source: str) -> np.ndarr
     return np.where(values == space.ignore_index, space.ignore_slot, values).astype(_index_dtype(space))
 
 
-def _label_panel(labels: np.ndarray, space: IndexSpace, opts: ComposeOptions, source: str) -> np.ndarray:
+def _write_indices(target: np.ndarray, sampled: np.ndarray, space: IndexSpace, source: str) -> None:
+    """Write the palette indices of sampled class ids into `target`; refuse ids that are neither a class nor
+    ignore_index.
+
+    Class ids are their own indices, so the ids are copied as they are, and only when some id is past the
+    classes are they checked and ignore_index moved to its slot, all in place with a few vectorised passes.
+    """
+    n = space.num_classes
+    ignore = space.ignore_index
+    if sampled.dtype != target.dtype:
+        low, high = int(sampled.min()), int(sampled.max())
+        if low < 0 or high > np.iinfo(target.dtype).max:  # would wrap in the index dtype
+            target[...] = _to_indices(sampled, space, source)
+            return
+    target[...] = sampled
+    if int(target.max()) < n:
+        return
+    if ignore is None or not n < ignore <= np.iinfo(target.dtype).max:
+        target[...] = _to_indices(sampled, space, source)  # some id past the classes, and it is no ignore
+        return
+    past = target >= n
+    if (past & (target != ignore)).any():
+        target[...] = _to_indices(sampled, space, source)  # names the first stray id
+        return
+    # Every id past the classes is ignore_index: move it down to its slot. (Arithmetic, because numpy's
+    # minimum against a scalar and masked assignment are several times slower on uint8.)
+    step = target.dtype.type(ignore - space.ignore_slot)
+    np.subtract(target, np.multiply(past.view(np.uint8), step), out=target)
+
+
+def _draw_labels(
+    target: np.ndarray, labels: np.ndarray, space: IndexSpace, opts: ComposeOptions, source: str
+) -> None:
+    """Fill a panel-sized index array: the resized label map in its content box, pad around it."""
     top, left, height, width = content_box(labels.shape[:2], opts.panel_size, opts.resize)
-    panel = np.full(opts.panel_size, space.pad_slot, dtype=_index_dtype(space))
-    sampled = resize_labels_nearest(labels, (height, width))
-    panel[top : top + height, left : left + width] = _to_indices(sampled, space, source)
+    if (height, width) != opts.panel_size:
+        target[...] = space.pad_slot
+    sampled = _sample_nearest(labels, (height, width))
+    _write_indices(target[top : top + height, left : left + width], sampled, space, source)
+
+
+def _label_panel(labels: np.ndarray, space: IndexSpace, opts: ComposeOptions, source: str) -> np.ndarray:
+    panel = np.empty(opts.panel_size, dtype=_index_dtype(space))
+    _draw_labels(panel, labels, space, opts, source)
     return panel
 
 
@@ -303,8 +359,12 @@ def compose_grid(
                 else:
                     target[...] = full[space.pad_slot] if rgb else space.pad_slot
                 continue
-            indices = _label_panel(item.gt if kind == "gt" else item.pred, space, opts, source)
-            target[...] = full[indices] if rgb else indices
+            labels = item.gt if kind == "gt" else item.pred
+            where = item.files.get(kind, source)
+            if rgb:
+                target[...] = full[_label_panel(labels, space, opts, where)]
+            else:
+                _draw_labels(target, labels, space, opts, where)
     return Composite(pixels=canvas, palette=None if rgb else full.copy())
 
 

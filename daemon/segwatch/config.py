@@ -25,10 +25,12 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic_core import ErrorDetails
 
 from segwatch.errors import ConfigError
+from segwatch.layout import DumpLayout, check_pattern
 from segwatch.palettes import build_palette
 from segwatch.units import (
     format_count,
@@ -45,6 +47,7 @@ __all__ = [
     "Config",
     "HttpConfig",
     "LimitsConfig",
+    "MetricsConfig",
     "ServiceConfig",
     "TensorBoardConfig",
     "WatchConfig",
@@ -58,12 +61,16 @@ DEFAULT_PATTERN = "{run}/epoch_{epoch}/{role}.npy"
 
 Observer = Literal["auto", "inotify", "polling"]
 Layout = Literal["pair", "grid"]
-Panel = Literal["image", "gt", "pred"]
+Panel = Literal["image", "gt", "pred", "overlay", "error", "boundary"]
+# Panels drawn over the input image: listing one makes an image file part of every epoch.
+IMAGE_PANELS: tuple[str, ...] = ("image", "overlay")
+Legend = Literal["none", "present", "all"]
+Select = Literal["first", "worst", "random"]
 Resize = Literal["letterbox", "stretch"]
 ClassAxis = Literal["first", "last"]
 PaletteSpec = str | tuple[tuple[int, int, int], ...]
 
-_PLACEHOLDERS = ("{run}", "{epoch}", "{role}")
+_PLACEHOLDERS = ("{run}", "{epoch}", "{step}", "{role}")
 # A scheme such as gs:// or s3:// marks a logdir that TensorFlow's filesystem layer opens, not a local path.
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -228,7 +235,7 @@ def _check_pattern(value: object) -> str:
         raise ValueError(
             f"expected only the placeholders {', '.join(_PLACEHOLDERS)}, got {stray[0]!r} in {value!r}"
         )
-    if "{epoch}" not in value or "{role}" not in value:
+    if ("{epoch}" not in value and "{step}" not in value) or "{role}" not in value:
         raise ValueError(f"expected a pattern containing {{epoch}} and {{role}}, got {value!r}")
     if any(value.count(placeholder) > 1 for placeholder in _PLACEHOLDERS):
         raise ValueError(f"expected each placeholder at most once, got {value!r}")
@@ -265,6 +272,23 @@ class WatchConfig(BaseModel):
         description="One ground-truth file shared by every epoch (a fixed validation set), or null to read a "
         "gt file per epoch. A relative path is relative to the root.",
     )
+    roles: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per-role patterns overriding `pattern`: gt, pred or image mapped to a pattern such as "
+        "'{run}/preds/pred_e{epoch}.npy', an archive member such as '{run}/epoch_{epoch}.npz:gt', or a fixed "
+        "file without placeholders (relative to the root) shared by every epoch.",
+    )
+    trigger: str | None = Field(
+        default=None,
+        description="A file whose appearance declares an epoch written, e.g. a checkpoint "
+        "'{run}/checkpoints/ckpt-{epoch}.index' or a marker '{run}/epoch_{epoch}/_SUCCESS'; its arrays are "
+        "then read at once (no settle window), or null.",
+    )
+    step_from: Annotated[Literal["epoch", "step"], _one_of(Literal["epoch", "step"])] = Field(
+        default="epoch",
+        description="Which number of the path orders epochs and is the TensorBoard step: epoch ({epoch}) or "
+        "step ({step}); every per-epoch pattern must contain it.",
+    )
     observer: Annotated[Observer, _one_of(Observer)] = Field(
         default="auto",
         description="How changes are noticed: inotify, polling, or auto (polling on network and FUSE "
@@ -297,6 +321,30 @@ class WatchConfig(BaseModel):
     @classmethod
     def _valid_pattern(cls, value: object) -> str:
         return _check_pattern(value)
+
+    @field_validator("roles", mode="before")
+    @classmethod
+    def _valid_roles(cls, value: object) -> dict[str, str]:
+        if not isinstance(value, Mapping):
+            raise ValueError(f"expected a mapping of roles (gt, pred, image) to patterns, got {value!r}")
+        for role, text in value.items():
+            if role not in ("gt", "pred", "image"):
+                raise ValueError(f"expected roles among gt, pred, image, got {role!r}")
+            try:
+                check_pattern(text, key=role)
+            except ValueError as exc:
+                raise ValueError(str(exc)) from None
+        return dict(value)
+
+    @field_validator("trigger", mode="before")
+    @classmethod
+    def _valid_trigger(cls, value: object) -> str | None:
+        if value is None:
+            return None
+        try:
+            return check_pattern(value, key="pattern", trigger=True).strip()
+        except ValueError as exc:
+            raise ValueError(str(exc).removeprefix("pattern: ")) from None
 
     @field_validator("fixed_gt", mode="before")
     @classmethod
@@ -349,8 +397,9 @@ class ComposeConfig(BaseModel):
     )
     panels: Annotated[tuple[Panel, ...], BeforeValidator(_panels)] = Field(
         default=("gt", "pred"),
-        description="The panels of one item, left to right: an ordered, non-empty subset of image, gt, pred. "
-        "Listing image makes an image file part of every epoch.",
+        description="The panels of one item, left to right: an ordered, non-empty subset of image, gt, pred, "
+        "overlay (prediction blended on the image), error (wrong pixels red) and boundary (prediction "
+        "boundaries over the ground truth). Listing image or overlay makes an image file part of every epoch.",
     )
     size: Annotated[tuple[int, int], BeforeValidator(_panel_size)] = Field(
         default=(256, 256), description="Panel height and width in pixels: two positive integers."
@@ -362,7 +411,23 @@ class ComposeConfig(BaseModel):
     )
     columns: Annotated[int, _integer(1)] = Field(default=4, description="Items per row of a grid (>= 1).")
     max_items: Annotated[int, _integer(1)] = Field(
-        default=16, description="Most items of an epoch that are shown (>= 1); the first ones are taken."
+        default=16, description="Most items of an epoch that are shown (>= 1), chosen by select."
+    )
+    select: Annotated[Select, _one_of(Select)] = Field(
+        default="first",
+        description="Which items are shown: first (in dump order), worst (lowest per-item mIoU first, also "
+        "logged under its own tag <prefix>/worst), or random (a fixed sample drawn with seed).",
+    )
+    seed: Annotated[int, _integer(0)] = Field(
+        default=0, description="Seed of select: random; the same seed shows the same items every epoch."
+    )
+    overlay_alpha: Annotated[float, BeforeValidator(_unit_interval)] = Field(
+        default=0.5,
+        description="Weight of the prediction colour over the image in the overlay panel; in (0, 1).",
+    )
+    legend: Annotated[Legend, _one_of(Legend)] = Field(
+        default="present",
+        description="Class colour legend below the image: none, present (classes in the items shown) or all.",
     )
     num_classes: Annotated[int, _integer(1, 65536)] = Field(
         default=21, description="Number of classes, ids 0..num_classes-1 (1 to 65536)."
@@ -415,6 +480,24 @@ class ComposeConfig(BaseModel):
         # An invalid num_classes is reported on its own; one class still checks the name and the colours.
         build_palette(value, info.data.get("num_classes", 1))
         return value if isinstance(value, str) else tuple(tuple(colour) for colour in value)
+
+
+class MetricsConfig(BaseModel):
+    """Segmentation metrics per run and epoch, from the same arrays as the images."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: Annotated[bool, BeforeValidator(_flag)] = Field(
+        default=True,
+        description="Log mIoU, pixel accuracy and mean class accuracy (and dice for two classes) as scalars, "
+        "computed over every item of the epoch at full resolution.",
+    )
+    confusion_matrix: Annotated[bool, BeforeValidator(_flag)] = Field(
+        default=True, description="Log the row-normalised confusion matrix as an image."
+    )
+    per_class: Annotated[bool, BeforeValidator(_flag)] = Field(
+        default=True, description="Log each class's IoU as a scalar and a table of them as text."
+    )
 
 
 class LimitsConfig(BaseModel):
@@ -482,24 +565,47 @@ class Config(BaseModel):
     tensorboard: TensorBoardConfig = Field(description="Where summaries are written.")
     # Frozen models are immutable, so one default instance can be shared by every Config.
     compose: ComposeConfig = Field(default=ComposeConfig(), description="How images are composed.")
+    metrics: MetricsConfig = Field(default=MetricsConfig(), description="Metrics per epoch.")
     limits: LimitsConfig = Field(default=LimitsConfig(), description="Input size caps.")
     service: ServiceConfig = Field(default=ServiceConfig(), description="Daemon pacing and shutdown.")
     http: HttpConfig = Field(default=HttpConfig(), description="Health and metrics endpoint.")
 
     @property
     def required_roles(self) -> tuple[str, ...]:
-        """The roles every artifact needs: gt and pred, and image when a panel shows it.
+        """The roles every artifact needs: gt and pred, and image when a panel shows it (image, overlay).
 
         gt stays here even with `watch.fixed_gt`: the layout then supplies it from `fixed_files` instead of
         waiting for it under the pattern.
         """
         roles = ("gt", "pred")
-        return (*roles, "image") if "image" in self.compose.panels else roles
+        return (*roles, "image") if set(IMAGE_PANELS) & set(self.compose.panels) else roles
 
     @property
     def fixed_files(self) -> Mapping[str, str]:
-        """Roles shared by every epoch rather than dumped per epoch: the fixed ground truth, if any."""
-        return {} if self.watch.fixed_gt is None else {"gt": str(self.watch.fixed_gt)}
+        """Roles shared by every epoch rather than dumped per epoch: `watch.fixed_gt`, and every role of
+        `watch.roles` given as a path without placeholders."""
+        fixed = {role: str(_under(self.watch.root, text)) for role, text in self.dump_layout().fixed.items()}
+        if self.watch.fixed_gt is not None:
+            fixed["gt"] = str(self.watch.fixed_gt)
+        return fixed
+
+    def dump_layout(self) -> DumpLayout:
+        """The patterns of `watch` as one layout (raises ValueError naming the key if they cannot work)."""
+        watch = self.watch
+        return DumpLayout(
+            watch.pattern,
+            roles=watch.roles,
+            trigger=watch.trigger,
+            step_from=watch.step_from,
+            required_roles=tuple(r for r in self.required_roles if r != "gt" or watch.fixed_gt is None),
+        )
+
+    @model_validator(mode="after")
+    def _layout_can_match(self) -> Config:
+        if self.watch.fixed_gt is not None and "gt" in self.watch.roles:
+            raise ValueError("watch.fixed_gt and watch.roles.gt both set the ground truth: keep one")
+        self.dump_layout()
+        return self
 
 
 # --- loading ------------------------------------------------------------------------------------------
@@ -651,7 +757,9 @@ def _describe(error: ErrorDetails, sources: Mapping[tuple[str, str], str]) -> st
         msg = error["msg"]
         text = f"{msg[:1].lower()}{msg[1:]}, got {error['input']!r}"
     source = sources.get((str(loc[0]), str(loc[1]))) if len(loc) >= 2 else None
-    return f"{_key_path(loc)}: {text}" + (f" (from {source})" if source else "")
+    # Checks across sections name their keys themselves.
+    where = f"{_key_path(loc)}: " if loc else ""
+    return f"{where}{text}" + (f" (from {source})" if source else "")
 
 
 def _key_path(loc: tuple[int | str, ...]) -> str:

@@ -66,21 +66,39 @@ class NpyHeader:
         return self.data_offset + self.dtype.itemsize * self.element_count
 
 
-def read_header(path: Path) -> NpyHeader:
+def outside_root(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> str | None:
+    """Where `path` really leads, when resolving its symlinks takes it out of `root`; None while it stays in.
+
+    The one test of "inside the watch root" that scans, live hints and the loader all apply.
+    """
+    real = os.path.realpath(path)
+    real_root = os.path.realpath(root)
+    if real == real_root or real.startswith(os.path.join(real_root, "")):
+        return None
+    return real
+
+
+def read_header(path: Path, *, root: Path | None = None) -> NpyHeader:
     """Parse and validate the header of `path` without reading any array data."""
-    with _open_regular_file(path) as fp:
+    with _open_regular_file(path, root) as fp:
         return _read_header(fp, path, _file_size(fp, path))
 
 
 def check_complete(
-    path: Path, *, max_file_bytes: int | None = None, max_pixels: int | None = None
+    path: Path,
+    root: Path | None = None,
+    /,
+    *,
+    max_file_bytes: int | None = None,
+    max_pixels: int | None = None,
 ) -> NpyHeader:
     """Return the header if the file holds exactly what it promises; no array data is read.
 
     Raises NotReadyError while the file is shorter than promised. The caps are optional here, but passing
     them lets a forged header (promising terabytes) be refused at once instead of being waited on forever.
+    With `root`, a path whose symlinks lead outside it is refused before it is opened.
     """
-    with _open_regular_file(path) as fp:
+    with _open_regular_file(path, root) as fp:
         size = _file_size(fp, path)
         header = _read_header(fp, path, size)
     _check_caps(header, path, max_file_bytes=max_file_bytes, max_pixels=max_pixels)
@@ -88,9 +106,12 @@ def check_complete(
     return header
 
 
-def load_array(path: Path, *, max_file_bytes: int, max_pixels: int) -> np.ndarray:
-    """Return the array in `path` as a read-only memory map, after the header passed every check."""
-    with _open_regular_file(path) as fp:
+def load_array(path: Path, *, max_file_bytes: int, max_pixels: int, root: Path | None = None) -> np.ndarray:
+    """Return the array in `path` as a read-only memory map, after the header passed every check.
+
+    With `root`, a path whose symlinks lead outside it is refused before it is opened.
+    """
+    with _open_regular_file(path, root) as fp:
         size = _file_size(fp, path)
         header = _read_header(fp, path, size)
         _check_caps(header, path, max_file_bytes=max_file_bytes, max_pixels=max_pixels)
@@ -113,7 +134,10 @@ def load_array(path: Path, *, max_file_bytes: int, max_pixels: int) -> np.ndarra
     return array
 
 
-def _open_regular_file(path: Path) -> BinaryIO:
+def _open_regular_file(path: Path, root: Path | None = None) -> BinaryIO:
+    if root is not None:
+        # Checked before opening: opening a device or FIFO elsewhere can have effects of its own.
+        _refuse_outside(path, root, outside_root(path, root))
     # O_NONBLOCK keeps a FIFO dropped into the dump root from blocking the daemon on open; it changes
     # nothing for regular files.
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
@@ -122,13 +146,41 @@ def _open_regular_file(path: Path) -> BinaryIO:
     except OSError as exc:
         raise ArtifactError(f"{path}: cannot open ({exc.strerror or exc})") from exc
     try:
+        if root is not None:
+            # A symlink swapped in between the check and the open: what the descriptor holds decides.
+            _refuse_outside(path, root, _opened_outside(fd, root))
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise ArtifactError(f"{path}: not a regular file")
+            raise ArtifactError(f"{path}: not a regular file (a {_file_kind(mode)})")
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
         raise
+
+
+def _refuse_outside(path: Path, root: Path, target: str | None) -> None:
+    if target is not None:
+        raise ArtifactError(f"{path}: leads outside the watch root {root} (to {target}); not read")
+
+
+def _opened_outside(fd: int, root: Path) -> str | None:
+    """Where an open descriptor's file is, if outside `root`; None when inside or unknowable (no /proc)."""
+    try:
+        opened = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return None
+    return outside_root(opened, root) if opened.startswith("/") else None
+
+
+def _file_kind(mode: int) -> str:
+    kinds = (
+        (stat.S_ISDIR, "directory"),
+        (stat.S_ISFIFO, "FIFO"),
+        (stat.S_ISSOCK, "socket"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+    )
+    return next((name for test, name in kinds if test(mode)), "special file")
 
 
 def _file_size(fp: BinaryIO, path: Path) -> int:
@@ -227,7 +279,9 @@ def _dtype_from_descr(descr: object, path: Path) -> np.dtype:
         raise ArtifactError(f"{path}: header descr must be a dtype string, got {_clip(repr(descr))}")
     try:
         dtype = np.dtype(descr)
-    except (TypeError, ValueError) as exc:
+    except Exception as exc:
+        # Not only TypeError and ValueError: numpy parses comma-separated type strings with a parser of its
+        # own, and a forged one raises SyntaxError (seen by fuzzing: "|, 4), } 1u1").
         raise ArtifactError(f"{path}: header descr {_clip(repr(descr))} is not a dtype") from exc
     if dtype.hasobject:
         raise ArtifactError(f"{path}: dtype {dtype} refused (pickled data is never loaded)")

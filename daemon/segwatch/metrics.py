@@ -64,10 +64,15 @@ class Scores:
 
 
 def scores(confusion: np.ndarray) -> Scores:
+    """Scores of a (C, C) confusion matrix, or of a (C, C + 1) one whose last column counts ground-truth
+    pixels predicted as no class (ignore_index): those count against the class but predict none."""
     confusion = confusion.astype(np.float64)
-    intersection = np.diag(confusion)
+    classes = confusion.shape[0]
+    if confusion.ndim != 2 or confusion.shape[1] not in (classes, classes + 1):
+        raise ValueError(f"confusion must be (C, C) or (C, C + 1), got shape {confusion.shape}")
+    intersection = np.diag(confusion[:, :classes])
     gt_area = confusion.sum(axis=1)
-    pred_area = confusion.sum(axis=0)
+    pred_area = confusion[:, :classes].sum(axis=0)
     union = gt_area + pred_area - intersection
     total = float(confusion.sum())
     iou = _ratios(intersection, union)

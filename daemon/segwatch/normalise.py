@@ -9,7 +9,7 @@ read them in full, in blocks small enough to stay in cache.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -21,8 +21,11 @@ ClassAxis = Literal["first", "last"]
 # Scores are processed in row blocks whose working copy stays this small, so the per-class passes hit cache.
 _WORK_BUFFER_BYTES = 4 << 20
 
-# float16 bit pattern of +inf with the sign cleared; any larger magnitude is a NaN.
+# float16 bit patterns: +inf read as int16 (any larger one is a NaN), -inf read as uint16 (any larger one is a
+# negative NaN), and -0 read as int16.
 _HALF_INF_BITS = 0x7C00
+_HALF_NEG_INF_BITS = 0xFC00
+_HALF_NEGATIVE_ZERO = -0x8000
 
 
 # eq=False: a generated __eq__ would compare arrays element-wise and fail on truth-testing the result.
@@ -33,6 +36,8 @@ class Item:
     gt: np.ndarray
     pred: np.ndarray
     image: np.ndarray | None
+    # role → the file it came from (and which item of a batch), so that later errors can name the file.
+    files: Mapping[str, str] = field(default_factory=dict)
 
 
 def normalise(
@@ -64,7 +69,14 @@ def normalise(
     image_items: list[np.ndarray | None] = (
         [None] * len(gt_items) if image is None else list(_images(gt, image, names))
     )
-    return [Item(gt=g, pred=p, image=i) for g, p, i in zip(gt_items, pred_items, image_items, strict=True)]
+    return [
+        Item(gt=g, pred=p, image=i, files=_item_files(names, index, batched=gt.ndim == 3))
+        for index, (g, p, i) in enumerate(zip(gt_items, pred_items, image_items, strict=True))
+    ]
+
+
+def _item_files(names: Mapping[str, str], index: int, *, batched: bool) -> dict[str, str]:
+    return {role: f"{name} item {index}" if batched else name for role, name in names.items()}
 
 
 # --- predictions -------------------------------------------------------------------------------------------
@@ -131,11 +143,13 @@ def _thresholded(probabilities: np.ndarray, threshold: float, nan_message: str) 
 def argmax_over_classes(scores: np.ndarray, *, nan_message: str = "scores contain NaN") -> np.ndarray:
     """Labels of the highest score over axis 0 of (C, H, W) float scores; ties go to the lowest class id.
 
-    Equals np.argmax(scores, axis=0) but is several times faster on big float16 batches: a running maximum
-    over classes walks contiguous row blocks, and float16 is compared as integers (numpy emulates float16
+    Equals np.argmax(scores, axis=0) but is several times faster on big float16 batches: running comparisons
+    over classes walk row blocks, and float16 is compared as its raw int16 bits (numpy emulates float16
     arithmetic, while int16 compares are vectorised). Labels come back in the smallest unsigned dtype that
     holds C - 1.
     """
+    # A plain ndarray view: np.memmap runs Python-level hooks on every slice, and the loop slices a lot.
+    scores = np.asarray(scores)
     classes, height, width = scores.shape
     label_dtype = np.min_scalar_type(classes - 1)
     half = scores.dtype.itemsize == 2
@@ -145,47 +159,94 @@ def argmax_over_classes(scores: np.ndarray, *, nan_message: str = "scores contai
     else:
         source = scores
         work_dtype = scores.dtype.newbyteorder("=")
+    # Native float16 rows are compared where they lie (in a memory map, say), since they are only read;
+    # anything else is gathered into a native, contiguous work block, fixing the byte order in the same pass.
+    in_place = half and source.dtype.isnative and source.strides[2] == source.itemsize
 
     rows = min(height, max(1, _WORK_BUFFER_BYTES // (classes * width * work_dtype.itemsize)))
-    work = np.empty((classes, rows, width), dtype=work_dtype)
-    sign = np.empty_like(work) if half else work
-    beats = np.empty((rows, width), dtype=bool)
-    candidate = np.empty((rows, width), dtype=label_dtype)
-    labels = np.zeros((height, width), dtype=label_dtype)
+    work = None if in_place else np.empty((classes, rows, width), dtype=work_dtype)
+    scratch = _Scratch(rows, width, work_dtype, label_dtype)
+    labels = np.empty((height, width), dtype=label_dtype)
 
     for top in range(0, height, rows):
         count = min(rows, height - top)
-        block = work[:, :count]
-        # One copy per block gathers a strided (class-last) layout and fixes byte order in a single pass.
-        np.copyto(block, source[:, top : top + count])
-        if half:
-            _half_bits_to_ordered_keys(block, sign[:, :count], nan_message)
-        best = block[0]
         out = labels[top : top + count]
-        for class_id in range(1, classes):
-            np.greater(block[class_id], best, out=beats[:count])
-            # Class ids only grow during the walk, so max(label, beats * id) sets the label where it wins.
-            np.multiply(beats[:count], label_dtype.type(class_id), out=candidate[:count])
-            np.maximum(out, candidate[:count], out=out)
-            np.maximum(best, block[class_id], out=best)
+        if work is None:
+            block = source[:, top : top + count]
+        else:
+            block = work[:, :count]
+            np.copyto(block, source[:, top : top + count])
+        if half:
+            _half_argmax(block, out, scratch, nan_message)
+            continue
+        best = scratch.running_best(block, out, np.greater, np.maximum)
         # np.maximum propagates NaN, so any NaN among the classes leaves a NaN running maximum.
-        if not half and np.isnan(best).any():
+        if np.isnan(best).any():
             raise ArtifactError(nan_message)
     return labels
 
 
-def _half_bits_to_ordered_keys(bits: np.ndarray, sign: np.ndarray, nan_message: str) -> None:
-    """Turn float16 bit patterns into int16 keys that order like the floats, in place.
+class _Scratch:
+    """Buffers for the running comparisons over one row block, allocated once per argmax."""
 
-    float16 is sign-magnitude; the key is +magnitude or -magnitude, so -0.0 and +0.0 tie as they do as floats.
+    def __init__(self, rows: int, width: int, work_dtype: np.dtype, label_dtype: np.dtype) -> None:
+        self.label_type = label_dtype.type
+        self.best = np.empty((rows, width), dtype=work_dtype)
+        self.second_best = np.empty((rows, width), dtype=work_dtype)
+        self.second_labels = np.empty((rows, width), dtype=label_dtype)
+        self.beats = np.empty((rows, width), dtype=bool)
+        self.candidate = np.empty((rows, width), dtype=label_dtype)
+
+    def running_best(
+        self,
+        block: np.ndarray,
+        out: np.ndarray,
+        better: np.ufunc,
+        keep: np.ufunc,
+        *,
+        second: bool = False,
+    ) -> np.ndarray:
+        """out := the first class whose value no later class beats; returns the winning values (a buffer)."""
+        count = out.shape[0]
+        best = (self.second_best if second else self.best)[:count]
+        beats = self.beats[:count]
+        # Same itemsize: the mask viewed as uint8 multiplies without a bool-to-int cast.
+        beats_as_int = beats.view(np.uint8)
+        candidate = self.candidate[:count]
+        np.copyto(best, block[0])
+        out[...] = 0
+        for class_id in range(1, block.shape[0]):
+            better(block[class_id], best, out=beats)
+            # Class ids only grow during the walk, so max(label, beats * id) sets the label where it wins.
+            np.multiply(beats_as_int, self.label_type(class_id), out=candidate)
+            np.maximum(out, candidate, out=out)
+            keep(best, block[class_id], out=best)
+        return best
+
+
+def _half_argmax(block: np.ndarray, out: np.ndarray, scratch: _Scratch, nan_message: str) -> None:
+    """Argmax of float16 scores given as their raw int16 bits, without converting them.
+
+    float16 is sign-magnitude. As int16, non-negative floats keep their order and sit above every negative
+    one, so where a pixel's raw maximum is positive it is the float maximum. Negative floats (-0 included)
+    order backwards, so where the raw maximum is negative every class is negative and the raw *minimum* is
+    the float maximum. Where the raw maximum is 0 (+0), a -0 (the smallest raw value, -32768) ties with it,
+    and the lower of the first +0 and the first -0 wins.
     """
-    np.right_shift(bits, 15, out=sign)  # 0 for positive, -1 for negative
-    np.bitwise_and(bits, 0x7FFF, out=bits)
-    if bits.max() > _HALF_INF_BITS:
+    highest = scratch.running_best(block, out, np.greater, np.maximum)
+    # A +NaN is above every other raw value; a -NaN is above -inf only when read as unsigned.
+    if highest.max() > _HALF_INF_BITS or block.view(np.uint16).max() > _HALF_NEG_INF_BITS:
         raise ArtifactError(nan_message)
-    # (m ^ s) - s is m when s == 0 and -m when s == -1.
-    np.bitwise_xor(bits, sign, out=bits)
-    np.subtract(bits, sign, out=bits)
+    if highest.min() > 0:
+        return
+    from_lowest = scratch.second_labels[: out.shape[0]]
+    lowest = scratch.running_best(block, from_lowest, np.less, np.minimum, second=True)
+    use_lowest = highest < 0
+    use_lowest |= (highest == 0) & (lowest == _HALF_NEGATIVE_ZERO) & (from_lowest < out)
+    # out += use_lowest * (from_lowest - out) in wrapping unsigned arithmetic: a select without a masked copy.
+    np.subtract(from_lowest, out, out=from_lowest)
+    np.multiply(from_lowest, use_lowest.view(np.uint8), out=from_lowest)
+    np.add(out, from_lowest, out=out)
 
 
 # --- images ------------------------------------------------------------------------------------------------

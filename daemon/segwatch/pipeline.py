@@ -10,11 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
+from segwatch.archives import load_dump_file
 from segwatch.compose import ComposeOptions, Composite, IndexSpace, compose_grid, compose_pair
 from segwatch.config import Config
 from segwatch.errors import ArtifactError
+from segwatch.insight import Insight, panel_notes
 from segwatch.layout import Artifact
-from segwatch.loading import load_array
 from segwatch.normalise import Item, normalise
 from segwatch.palettes import build_palette
 from segwatch.png import encode_png
@@ -37,31 +38,55 @@ class Renderer:
             ignore_index=compose.ignore_index,
             palette=build_palette(compose.palette, compose.num_classes),
         )
+        self.insight = Insight(config, self.space)
+        # The index-space composer draws image, gt and pred; other panels are drawn by the insight's RGB one.
         self.options = ComposeOptions(
             panel_size=(compose.size[0], compose.size[1]),
             resize=compose.resize,
-            panels=tuple(compose.panels),
+            panels=tuple(compose.panels) if self.insight.rgb_options is None else ("gt", "pred"),
             columns=compose.columns,
         )
-        self.tag = f"{config.tensorboard.tag_prefix}/{'grid' if compose.layout == 'grid' else 'pairs'}"
+        kind = "grid" if compose.layout == "grid" else "pairs"
+        # Worst-first items get their own tag, so one tag's history never mixes two ways of choosing.
+        self.tag = f"{config.tensorboard.tag_prefix}/{'worst' if compose.select == 'worst' else kind}"
         self.description = self._description()
 
     def render(self, artifact: Artifact) -> list[Summary]:
-        items = self.load_items(artifact)
+        insight = self.insight
+        items = self.load_items(artifact, every=insight.needs_every_item)
         source = artifact.label
+        confusions = insight.confusions(items)
+        shown = insight.choose(items, confusions)
         if self.config.compose.layout == "grid":
-            composites = [compose_grid(items, self.space, self.options, source=source)]
+            composites = insight.compose(
+                [shown], lambda group: compose_grid(group, self.space, self.options, source=source), source
+            )
         else:
-            composites = [compose_pair(item, self.space, self.options, source=source) for item in items]
-        return [self._image(composites)]
+            composites = insight.compose(
+                [[item] for item in shown],
+                lambda group: compose_pair(group[0], self.space, self.options, source=source),
+                source,
+            )
+        return [self._image(composites), *insight.summaries(confusions)]
 
-    def load_items(self, artifact: Artifact) -> list[Item]:
-        """The artifact's items, at most `compose.max_items` of them, read lazily where possible."""
+    def load_items(self, artifact: Artifact, *, every: bool = False) -> list[Item]:
+        """The artifact's items, at most `compose.max_items` of them (all with `every`), read lazily where
+        possible."""
         limits = self.config.limits
         compose = self.config.compose
+        limit = None if every else compose.max_items
+        # Dump files must stay inside the root; a configured fixed ground truth may live anywhere.
+        fixed = set(self.config.fixed_files.values())
+        root = self.config.watch.root
         arrays = {
             role: [
-                load_array(Path(p), max_file_bytes=limits.max_file_bytes, max_pixels=limits.max_pixels)
+                load_dump_file(
+                    Path(p),
+                    artifact.members.get(role),
+                    max_file_bytes=limits.max_file_bytes,
+                    max_pixels=limits.max_pixels,
+                    root=None if p in fixed else root,
+                )
                 for p in paths
             ]
             for role, paths in artifact.files.items()
@@ -73,18 +98,16 @@ class Renderer:
         items: list[Item] = []
         for index in range(max(counts.values())):
             picked = {role: found[index if len(found) > 1 else 0] for role, found in arrays.items()}
-            gt, pred, image = _first_items(
-                picked["gt"], picked["pred"], picked.get("image"), compose.max_items
-            )
+            gt, pred, image = _first_items(picked["gt"], picked["pred"], picked.get("image"), limit)
             names = {role: paths[index if len(paths) > 1 else 0] for role, paths in artifact.files.items()}
             items.extend(
                 normalise(
                     gt, pred, image, class_axis=compose.class_axis, threshold=compose.threshold, names=names
                 )
             )
-            if len(items) >= compose.max_items:
+            if limit is not None and len(items) >= limit:
                 break
-        return items[: compose.max_items]
+        return items[:limit]
 
     def _image(self, composites: Sequence[Composite]) -> Summary:
         height, width = composites[0].pixels.shape[:2]
@@ -97,12 +120,14 @@ class Renderer:
         return (
             f"Panels, left to right: {' | '.join(compose.panels)}. Palette: {palette}, "
             f"{compose.num_classes} classes; ignore_index {compose.ignore_index} has its own colour. "
+            + panel_notes(self.config)
+            + " "
             + SAMPLES_HINT
         )
 
 
 def _first_items(
-    gt: np.ndarray, pred: np.ndarray, image: np.ndarray | None, limit: int
+    gt: np.ndarray, pred: np.ndarray, image: np.ndarray | None, limit: int | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Cut a batch to its first `limit` items before anything reads it, so unseen items are never read.
 

@@ -14,8 +14,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from segwatch.archives import check_archive, is_archive
 from segwatch.errors import ArtifactError, NotReadyError
-from segwatch.layout import Artifact, ArtifactKey, group_artifacts
+from segwatch.layout import TRIGGER, Artifact, ArtifactKey, DumpLayout, group_artifacts
 from segwatch.loading import check_complete
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,8 @@ class _Epoch:
     short_since: float | None = None
     reported_short: bool = False
     last_change: float = 0.0
+    triggered_since: float | None = None
+    reported_trigger: bool = False
 
 
 class Readiness:
@@ -47,15 +50,22 @@ class Readiness:
         fixed_files: Mapping[str, str] | None = None,
         max_file_bytes: int | None = None,
         max_pixels: int | None = None,
+        layout: DumpLayout | None = None,
+        root: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.required_roles = tuple(required_roles)
         self.fixed_files = dict(fixed_files or {})
+        # With a trigger, its appearance says the epoch is written: no settle window, only the size checks.
+        self.layout = layout
+        self.triggered = layout is not None and layout.trigger is not None
         self.settle = settle
         self.incomplete_timeout = incomplete_timeout
         # With the caps, a forged header promising terabytes is refused at once instead of waited for.
         self._caps = {"max_file_bytes": max_file_bytes, "max_pixels": max_pixels}
+        # A header behind a symlink that leaves the root is not even read.
+        self.root = root
         # A ready epoch waits while an older epoch of its run is still being written, so that epochs written
         # back to back are logged in order instead of the older one arriving "late".
         self.hold_back = max(1.0, 5 * settle)
@@ -65,6 +75,10 @@ class Readiness:
 
     def __len__(self) -> int:
         return len(self._epochs)
+
+    def wants(self, key: ArtifactKey) -> bool:
+        """Whether a file of `key` takes part in deciding readiness."""
+        return key.role in self.required_roles or (self.triggered and key.role == TRIGGER)
 
     def note(self, key: ArtifactKey, path: str) -> None:
         """A hint that `path` (the file of `key`) appeared or changed: look at its epoch again now."""
@@ -122,12 +136,23 @@ class Readiness:
         signature = _signature(state.files)
         if signature is None:
             # A file went away (a producer's rename, a cleanup): keep what exists, wait for hints.
-            state.files = {k: p for k, p in state.files.items() if os.path.exists(p)}
+            state.files = {k: p for k, p in state.files.items() if os.path.lexists(p)}
             return None
-        complete, _ = group_artifacts(state.files.items(), self.required_roles, fixed_files=self.fixed_files)
+        if self.layout is not None:
+            complete, _ = self.layout.group(
+                state.files.items(), self.required_roles, fixed_files=self.fixed_files
+            )
+        else:
+            complete, _ = group_artifacts(
+                state.files.items(), self.required_roles, fixed_files=self.fixed_files
+            )
         if not complete:
+            self._trigger_waiting(run, number, state, now)
             return None
-        if signature != state.signature:
+        if self.triggered:
+            state.signature = signature
+            state.settled_at = now
+        elif signature != state.signature:
             state.signature = signature
             state.last_change = now
             newest = max(mtime for _, _, mtime in signature) / 1e9
@@ -137,14 +162,47 @@ class Readiness:
         if now < state.settled_at:
             state.next_check = state.settled_at
             return None
-        if self._some_file_short(run, number, state, now):
+        if self._some_file_short(run, number, state, now, complete[0].members):
             return None
         return complete[0]
 
-    def _some_file_short(self, run: str, number: int, state: _Epoch, now: float) -> bool:
-        for path in state.files.values():
+    def _trigger_waiting(self, run: str, number: int, state: _Epoch, now: float) -> None:
+        """A trigger whose arrays are missing is reported once, after the incomplete timeout."""
+        if not self.triggered or not any(key.role == TRIGGER for key in state.files):
+            return
+        if state.triggered_since is None:
+            state.triggered_since = now
+        waited = now - state.triggered_since
+        if waited < self.incomplete_timeout:
+            state.next_check = state.triggered_since + self.incomplete_timeout
+        elif not state.reported_trigger:
+            state.reported_trigger = True
+            present = {key.role for key in state.files}
+            missing = [r for r in self.required_roles if r not in present and r not in self.fixed_files]
+            log.warning(
+                "run=%s epoch=%d trigger present for %.0f s but its arrays are missing: %s",
+                run or ".",
+                number,
+                waited,
+                ", ".join(missing) or "some items",
+            )
+
+    def _some_file_short(
+        self, run: str, number: int, state: _Epoch, now: float, members: Mapping[str, str]
+    ) -> bool:
+        for key, path in state.files.items():
+            if key.role == TRIGGER:
+                continue
             try:
-                check_complete(Path(path), **self._caps)
+                if is_archive(path):
+                    check_archive(
+                        Path(path),
+                        [members.get(key.role, key.role)],
+                        max_file_bytes=self._caps["max_file_bytes"],
+                        max_pixels=self._caps["max_pixels"],
+                    )
+                else:
+                    check_complete(Path(path), self.root, **self._caps)
             except NotReadyError as exc:
                 if state.short_since is None:
                     state.short_since = now
@@ -184,6 +242,11 @@ def _signature(files: Mapping[ArtifactKey, str]) -> tuple[tuple[str, int, int], 
         try:
             stat = os.stat(path)
         except OSError:
-            return None
+            # A dangling or looping symlink is a bad file, not a missing one: it goes to the processor,
+            # which sets the epoch aside naming it.
+            try:
+                stat = os.lstat(path)
+            except OSError:
+                return None
         entries.append((path, stat.st_size, stat.st_mtime_ns))
     return tuple(entries)

@@ -18,7 +18,7 @@ from types import FrameType
 from segwatch.config import Config
 from segwatch.errors import SegwatchError, SinkError
 from segwatch.health import Health, serve_health
-from segwatch.layout import Artifact, DumpLayout, Pending, group_artifacts
+from segwatch.layout import Artifact, DumpLayout, Pending
 from segwatch.ledger import Ledger
 from segwatch.notify import Notifier, status_line
 from segwatch.pipeline import Renderer
@@ -52,14 +52,13 @@ class Tally:
 
 def discover(config: Config) -> tuple[list[Artifact], list[Pending]]:
     """Every complete artifact under the root in (run, epoch) order, and the epochs still missing files."""
-    layout = DumpLayout(config.watch.pattern)
+    layout = config.dump_layout()
     root = Path(config.watch.root)
     keyed = []
     for relative in scan_tree(root):
-        key = layout.parse(relative)
-        if key is not None:
+        for key in layout.keys(relative):
             keyed.append((key, str(root / relative)))
-    return group_artifacts(keyed, config.required_roles, fixed_files=config.fixed_files)
+    return layout.group(keyed, config.required_roles, fixed_files=config.fixed_files)
 
 
 def open_processor(config: Config) -> Processor:
@@ -169,10 +168,11 @@ class Daemon:
 
     def _serve(self, config: Config) -> None:
         """Follow the root with one configuration until stopped or asked to reload."""
-        from segwatch.watcher import Watcher, choose_observer
+        from segwatch.observers import choose_observer
+        from segwatch.watcher import Watcher
 
         root = Path(config.watch.root)
-        layout = DumpLayout(config.watch.pattern)
+        layout = config.dump_layout()
         readiness = Readiness(
             config.required_roles,
             settle=config.watch.settle,
@@ -180,6 +180,8 @@ class Daemon:
             fixed_files=config.fixed_files,
             max_file_bytes=config.limits.max_file_bytes,
             max_pixels=config.limits.max_pixels,
+            layout=layout,
+            root=root,
         )
         processor = open_processor(config)
         kind, reason = choose_observer(root, config.watch.observer)
@@ -247,16 +249,18 @@ class Daemon:
     def _note(
         self, relative: str, root: Path, layout: DumpLayout, readiness: Readiness, processor: Processor
     ) -> int:
-        key = layout.parse(relative)
-        if key is None or key.role not in readiness.required_roles:
-            return 0
-        finished = self._finished.get((key.run, key.epoch))
-        if finished is not None and finished is not Outcome.SET_ASIDE:
-            return 0
-        if processor.ledger.is_done(key.run, key.epoch):
-            return 0
-        readiness.note(key, str(root / relative))
-        return 1
+        noted = 0
+        for key in layout.keys(relative):
+            if not readiness.wants(key):
+                continue
+            finished = self._finished.get((key.run, key.epoch))
+            if finished is not None and finished is not Outcome.SET_ASIDE:
+                continue
+            if processor.ledger.is_done(key.run, key.epoch):
+                continue
+            readiness.note(key, str(root / relative))
+            noted = 1
+        return noted
 
     def _process_ready(self, readiness: Readiness, processor: Processor) -> None:
         if time.monotonic() < self._output_blocked_until:

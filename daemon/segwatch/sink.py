@@ -6,6 +6,7 @@ import logging
 import os
 import re
 import secrets
+import struct
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,6 +45,7 @@ class EventSink:
         _tf()  # pay TensorFlow's import at start-up, not in the first epoch's latency
         self.logdir = logdir
         self._writers: dict[str, Any] = {}
+        self._suffixes: dict[str, str] = {}
         self._last_step: dict[str, int] = {}
 
     def last_step(self, run: str) -> int | None:
@@ -57,6 +59,7 @@ class EventSink:
         tf = _tf()
         try:
             writer = self._writer(run)
+            offset = self._event_file_size(run)
             with writer.as_default():
                 for summary in summaries:
                     tf.summary.write(
@@ -66,6 +69,14 @@ class EventSink:
                         metadata=summary.metadata,
                     )
             writer.flush()
+            # TensorFlow's writer drops what it cannot write (a full disk) without raising, and a torn record
+            # would hide every later one from TensorBoard: read the new records' framing back before anyone
+            # counts the epoch as done.
+            written = self._records_since(run, offset)
+            if written < len(summaries):
+                raise OSError(
+                    f"{max(written, 0)} of {len(summaries)} records reached the event file whole (is the disk full?)"
+                )
         except (tf.errors.OpError, OSError) as exc:
             # The writer may hold half an epoch in its buffer; drop it so a retry starts a fresh event file.
             self._discard(run)
@@ -89,7 +100,28 @@ class EventSink:
                 filename_suffix=suffix,
             )
             self._writers[run] = writer
+            self._suffixes[run] = suffix
         return writer
+
+    def _event_file(self, run: str) -> str | None:
+        tf = _tf()
+        pattern = run_directory(self.logdir, run).rstrip("/") + "/*" + self._suffixes[run]
+        found = tf.io.gfile.glob(pattern)
+        return found[0] if found else None
+
+    def _event_file_size(self, run: str) -> int:
+        """Size of the current writer's event file (0 before TensorFlow has created it)."""
+        path = self._event_file(run)
+        return 0 if path is None else int(_tf().io.gfile.stat(path).length)
+
+    def _records_since(self, run: str, offset: int) -> int:
+        """How many whole records follow `offset` in the writer's event file; -1 if the framing is broken."""
+        path = self._event_file(run)
+        if path is None:
+            return 0
+        with _tf().io.gfile.GFile(path, "rb") as handle:
+            handle.seek(offset)
+            return count_whole_records(handle.read())
 
     def _discard(self, run: str) -> None:
         writer = self._writers.pop(run, None)
@@ -104,6 +136,24 @@ class EventSink:
             writer = self._writers.pop(run)
             writer.flush()
             writer.close()
+
+
+def count_whole_records(data: bytes) -> int:
+    """Records in a run of TFRecord frames (length, its CRC, data, data CRC), or -1 if the run is torn.
+
+    Only the framing is checked, not the CRCs: a short or dropped write leaves a frame whose length does not
+    line up with the bytes that follow, which is what a full disk does.
+    """
+    count, position = 0, 0
+    while position < len(data):
+        if position + 12 > len(data):
+            return -1
+        (length,) = struct.unpack_from("<Q", data, position)
+        position += 12 + length + 4
+        if position > len(data):
+            return -1
+        count += 1
+    return count
 
 
 def _tensor(tf: Any, summary: Summary) -> Any:

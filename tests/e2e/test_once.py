@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 
@@ -44,7 +45,9 @@ def test_once_logs_every_epoch_pixel_exact_and_only_once(tmp_path, dump, write_c
             "resize": "stretch",
             "palette": PALETTE,
             "panels": ["gt", "pred"],
-        }
+            "legend": "none",
+        },
+        metrics={"enabled": False},
     )
     first = segwatch("once", "--config", str(config))
     assert first.returncode == 0, first.stderr
@@ -82,7 +85,9 @@ def test_grid_holds_every_item_in_palette_colours(tmp_path, write_config):
     rng = np.random.default_rng(3)
     gt = blob_labels(rng, (5, 40, 30), 5)
     save_epoch(tmp_path / "dumps", 0, gt=gt, pred=gt.astype(np.int32))
-    config = write_config(compose={"layout": "grid", "size": [20, 15], "columns": 2, "palette": PALETTE})
+    config = write_config(
+        compose={"layout": "grid", "size": [20, 15], "columns": 2, "palette": PALETTE, "legend": "none"}
+    )
     result = segwatch("once", "--config", str(config))
     assert result.returncode == 0, result.stderr
     (image,) = read_images(tmp_path / "tb")["segwatch/grid"][0]
@@ -117,3 +122,55 @@ def test_bad_config_exits_2_naming_the_key(tmp_path, write_config):
     result = segwatch("once", "--config", str(config))
     assert result.returncode == 2
     assert "compose.size: expected two positive integers, got [256]" in result.stderr
+
+
+def test_metrics_every_epoch_over_every_item_read_back_without_nan(tmp_path, write_config):
+    """Metrics cover every item (not only the one shown), at the image's step, and never hold NaN."""
+    from tensorboard.util import tensor_util
+
+    from segwatch.metrics import confusion_matrix, scores
+
+    from conftest import read_event_tensors
+
+    rng = np.random.default_rng(11)
+    truth = {}
+    for epoch in (3, 4):
+        gt = blob_labels(rng, (3, 16, 20), 4)  # class 4 never appears: its IoU is undefined
+        gt[:, 0, :] = 255
+        pred = blob_labels(rng, (3, 16, 20), 4)
+        save_epoch(tmp_path / "dumps", epoch, gt=gt, pred=pred)
+        truth[epoch] = scores(confusion_matrix(gt, pred, 5, 255))
+    config = write_config(
+        compose={
+            "max_items": 1,
+            "panels": ["gt", "pred", "error", "boundary"],
+            "class_names": ["sky", "road", "car", "tree", "boat"],
+        }
+    )
+    result = segwatch("once", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+
+    tensors = read_event_tensors(tmp_path / "tb")
+    for tag in ("segwatch/grid", "segwatch/confusion_matrix", "segwatch/IoU_table", "segwatch/mIoU"):
+        assert [step for step, _ in tensors[tag]] == [3, 4], tag
+    assert "segwatch/IoU/boat" not in tensors and "segwatch/dice" not in tensors
+    for epoch, expected in truth.items():
+        values = {
+            tag: float(tensor_util.make_ndarray(proto))
+            for tag, events in tensors.items()
+            for step, proto in events
+            if step == epoch and proto.dtype == 1  # DT_FLOAT: the scalars
+        }
+        assert not any(math.isnan(v) for v in values.values())
+        assert values["segwatch/mIoU"] == pytest.approx(expected.mean_iou, abs=1e-6)
+        assert values["segwatch/pixel_accuracy"] == pytest.approx(expected.pixel_accuracy, abs=1e-6)
+        assert values["segwatch/mean_class_accuracy"] == pytest.approx(expected.mean_class_accuracy, abs=1e-6)
+        assert values["segwatch/IoU/car"] == pytest.approx(expected.iou[2], abs=1e-6)
+        (table,) = [p for step, p in tensors["segwatch/IoU_table"] if step == epoch]
+        text = tensor_util.make_ndarray(table).item().decode()
+        assert "| boat | — | — | 0 |" in text and f"{expected.iou[1]:.4f}" in text
+    images = read_images(tmp_path / "tb")
+    (heatmap,) = images["segwatch/confusion_matrix"][3]
+    assert heatmap.shape[0] == heatmap.shape[1]
+    (grid,) = images["segwatch/grid"][3]
+    assert grid.shape[1] == 4 * 256 + 3 * 2  # one item (max_items 1), four panels, RGB
