@@ -58,12 +58,24 @@ def test_paletted_png_has_colour_type_3_and_exactly_k_palette_entries() -> None:
     assert len(found[1][1]) == 7 * 3
 
 
-def test_every_scanline_uses_filter_type_0() -> None:
+def test_paletted_rows_after_the_first_are_filtered_up() -> None:
     indices = blobs(np.random.default_rng(4), (20, 30), 5)
     found = dict(chunks(encode_png(indices, build_palette("voc", 5))))
     raw = np.frombuffer(zlib.decompress(found[b"IDAT"]), dtype=np.uint8).reshape(20, 31)
-    assert (raw[:, 0] == 0).all()
-    np.testing.assert_array_equal(raw[:, 1:], indices)
+    assert raw[0, 0] == 0 and (raw[1:, 0] == 2).all()
+    np.testing.assert_array_equal(raw[0, 1:], indices[0])
+    np.testing.assert_array_equal(raw[1:, 1:], (indices[1:] - indices[:-1]).astype(np.uint8))
+    # Undoing the filter gives the indices back: what any decoder does.
+    np.testing.assert_array_equal(np.cumsum(raw[:, 1:], axis=0, dtype=np.uint8), indices)
+
+
+def test_up_filter_makes_label_maps_smaller() -> None:
+    indices = blobs(np.random.default_rng(9), (512, 512), 21)
+    palette = build_palette("voc", 21)
+    compressor = zlib.compressobj(1, zlib.DEFLATED, zlib.MAX_WBITS, 9, zlib.Z_RLE)
+    rows = np.hstack([np.zeros((512, 1), np.uint8), indices]).tobytes()
+    unfiltered = compressor.compress(rows) + compressor.flush()
+    assert len(encode_png(indices, palette)) < 0.9 * len(unfiltered)
 
 
 def test_rgb_png_decodes_to_the_same_pixels() -> None:
