@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
+
+from segwatch import storage
 
 log = logging.getLogger(__name__)
 
@@ -40,17 +40,16 @@ class RunRecord:
 class Ledger:
     """What is done in one logdir. Every change is on disk before the method returns."""
 
-    def __init__(self, path: Path, runs: dict[str, RunRecord] | None = None) -> None:
+    def __init__(self, path: str, runs: dict[str, RunRecord] | None = None) -> None:
         self.path = path
         self.runs: dict[str, RunRecord] = runs or {}
 
     @classmethod
-    def open(cls, logdir: str | Path) -> Ledger:
+    def open(cls, logdir: str | os.PathLike[str]) -> Ledger:
         """Load the ledger of `logdir`; a missing or unreadable one starts empty (recovery fills it in)."""
-        path = Path(logdir) / LEDGER_NAME
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
+        path = storage.join(os.fspath(logdir), LEDGER_NAME)
+        raw = storage.read_bytes(path)
+        if raw is None:
             return cls(path)
         try:
             # Decoded in here: a torn or overwritten ledger need not even be UTF-8.
@@ -95,34 +94,8 @@ class Ledger:
 
     def _save(self, runs: dict[str, RunRecord]) -> None:
         """Write `runs` durably, then adopt them: if the write fails (OSError), memory still matches the disk."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        data = json.dumps(_render(runs), sort_keys=True).encode()
-        fd, tmp = tempfile.mkstemp(prefix=LEDGER_NAME + ".", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        storage.write_atomically(self.path, json.dumps(_render(runs), sort_keys=True).encode())
         self.runs = runs
-        _fsync_directory(self.path.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    # Makes the rename itself durable; some filesystems refuse to open directories, which is harmless.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _render(runs: dict[str, RunRecord]) -> dict[str, Any]:

@@ -1,9 +1,10 @@
 """uint8 pixel arrays → PNG bytes: 8-bit paletted for label composites, RGB otherwise.
 
 Label maps are long runs of a few values. As palette indices, rows filtered against the row above and
-compressed at zlib level 1 with the run-length strategy encode several times faster than an RGB encoder at its default level, and
-smaller. RGB is compressed at level 1 with the default strategy: its runs repeat every 3 bytes, which the
-run-length strategy (distance 1 only) cannot match, so it would leave an RGB label map almost uncompressed.
+compressed at zlib level 1 with the run-length strategy encode several times faster than an RGB encoder at
+its default level, and smaller. RGB is compressed at level 1 with the default strategy: its runs repeat every
+3 bytes, which the run-length strategy (distance 1 only) cannot match, so it would leave an RGB label map
+almost uncompressed.
 """
 
 from __future__ import annotations

@@ -100,6 +100,11 @@ class Processor:
         with self._recording(run, epoch):
             self.ledger.commit(run, epoch)
         self.in_flight.pop(run, None)
+        if not missing:
+            log.info(
+                "run=%s epoch=%d was whole in the event files; recorded it, wrote nothing", run or ".", epoch
+            )
+            return Result(Outcome.DONE, "found whole in the event files")
         log.info(
             "run=%s epoch=%d logged %d summaries in %.0f ms (render %.0f ms)",
             run or ".",

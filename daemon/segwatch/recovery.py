@@ -9,11 +9,11 @@ only the tags that are missing. Torn last records are ignored by the reader, as 
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 from tensorboard.backend.event_processing import event_file_loader
 
+from segwatch import storage
 from segwatch.ledger import Ledger
 from segwatch.sink import EVENT_FILE_MARK
 
@@ -50,14 +50,13 @@ def written_tags(
     the reading to one run.
     """
     found: WrittenTags = {}
-    root = Path(logdir)
-    for run, directory in _run_directories(root):
+    for run, directory in _run_directories(str(logdir)):
         if only is not None and run != only:
             continue
         floor = runs_after.get(run)
         steps: dict[int, set[str]] = {}
-        for path in sorted(directory.glob(f"events.out.tfevents.*{EVENT_FILE_MARK}")):
-            for event in event_file_loader.EventFileLoader(str(path)).Load():
+        for path in storage.glob_in(directory, f"events.out.tfevents.*{EVENT_FILE_MARK}"):
+            for event in event_file_loader.EventFileLoader(path).Load():
                 if floor is not None and event.step <= floor:
                     continue
                 tags = {value.tag for value in event.summary.value}
@@ -69,12 +68,6 @@ def written_tags(
     return found
 
 
-def _run_directories(root: Path) -> list[tuple[str, Path]]:
+def _run_directories(logdir: str) -> list[tuple[str, str]]:
     """The unnamed run (the logdir itself) and every direct, non-hidden subdirectory."""
-    if not root.is_dir():
-        return []
-    runs = [("", root)]
-    for entry in sorted(os.scandir(root), key=lambda e: e.name):
-        if not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False):
-            runs.append((entry.name, Path(entry.path)))
-    return runs
+    return [("", logdir), *((name, storage.join(logdir, name)) for name in storage.subdirectories(logdir))]

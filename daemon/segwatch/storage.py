@@ -1,0 +1,109 @@
+"""The logdir's own files, wherever the logdir is: a local path, or a URL TensorFlow's filesystem layer serves
+(`gs://`, `s3://` with tensorflow-io, `hdfs://`, ...).
+
+Local files get the strongest durability the OS offers (fsync of the file and of its directory); remote ones
+get what their filesystem gives, through `tf.io.gfile`, the same layer the event files are written through.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def is_url(path: str) -> bool:
+    return "://" in path
+
+
+def join(base: str, *names: str) -> str:
+    if is_url(base):
+        return "/".join([base.rstrip("/"), *names])
+    return os.path.join(base, *names)
+
+
+def _gfile() -> Any:
+    import tensorflow as tf
+
+    return tf.io.gfile
+
+
+def read_bytes(path: str) -> bytes | None:
+    """The file's bytes, or None if there is no such file."""
+    if not is_url(path):
+        try:
+            return Path(path).read_bytes()
+        except FileNotFoundError:
+            return None
+    gfile = _gfile()
+    if not gfile.exists(path):
+        return None
+    with gfile.GFile(path, "rb") as handle:
+        return bytes(handle.read())
+
+
+def write_atomically(path: str, data: bytes) -> None:
+    """Replace `path` with `data` so that a reader sees the old or the new content, never a mix."""
+    if is_url(path):
+        gfile = _gfile()
+        gfile.makedirs(path.rsplit("/", 1)[0])
+        staging = f"{path}.{secrets.token_hex(4)}.tmp"
+        with gfile.GFile(staging, "wb") as handle:
+            handle.write(data)
+        gfile.rename(staging, path, overwrite=True)
+        return
+    directory = Path(path).parent
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, staging = tempfile.mkstemp(prefix=Path(path).name + ".", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(staging, path)
+    except BaseException:
+        Path(staging).unlink(missing_ok=True)
+        raise
+    _fsync_directory(directory)
+
+
+def subdirectories(path: str) -> list[str]:
+    """Names of the direct, non-hidden subdirectories of `path` (symlinks not followed locally)."""
+    if not is_url(path):
+        if not os.path.isdir(path):
+            return []
+        return sorted(
+            entry.name
+            for entry in os.scandir(path)
+            if not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False)
+        )
+    gfile = _gfile()
+    if not gfile.isdir(path):
+        return []
+    names = (name.rstrip("/") for name in gfile.listdir(path))
+    return sorted(name for name in names if not name.startswith(".") and gfile.isdir(join(path, name)))
+
+
+def glob_in(directory: str, name_pattern: str) -> list[str]:
+    """Files in `directory` whose names match the shell pattern `name_pattern`."""
+    if not is_url(directory):
+        import glob as local
+
+        return sorted(local.glob(os.path.join(local.escape(directory), name_pattern)))
+    return sorted(_gfile().glob(join(directory, name_pattern)))
+
+
+def _fsync_directory(directory: Path) -> None:
+    # Makes the rename itself durable; some filesystems refuse to open directories, which is harmless.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
