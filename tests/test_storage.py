@@ -9,7 +9,6 @@ from __future__ import annotations
 import secrets
 
 import numpy as np
-from conftest import blob_labels
 
 from segwatch import storage
 from segwatch.config import load_config
@@ -17,6 +16,8 @@ from segwatch.dump import save_epoch
 from segwatch.ledger import LEDGER_NAME
 from segwatch.processor import Outcome
 from segwatch.service import run_once
+
+from conftest import blob_labels
 
 
 def test_a_url_logdir_keeps_ledger_and_recovery_on_the_same_filesystem(tmp_path, write_config):
