@@ -9,6 +9,7 @@ and `shape`, then the raw array data.
 from __future__ import annotations
 
 import ast
+import functools
 import logging
 import math
 import os
@@ -71,8 +72,16 @@ def outside_root(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> 
 
     The one test of "inside the watch root" that scans, live hints and the loader all apply.
     """
-    real = os.path.realpath(path)
-    real_root = os.path.realpath(root)
+    return _outside_real_root(os.path.realpath(path), _real_root(os.fspath(root)))
+
+
+@functools.lru_cache(maxsize=8)
+def _real_root(root: str) -> str:
+    # Resolved once per root: it is on every file's path, and resolving costs a system call per component.
+    return os.path.realpath(root)
+
+
+def _outside_real_root(real: str, real_root: str) -> str | None:
     if real == real_root or real.startswith(os.path.join(real_root, "")):
         return None
     return real
@@ -169,7 +178,8 @@ def _opened_outside(fd: int, root: Path) -> str | None:
         opened = os.readlink(f"/proc/self/fd/{fd}")
     except OSError:
         return None
-    return outside_root(opened, root) if opened.startswith("/") else None
+    # The kernel's name for an open file is already canonical: no symlinks left to resolve.
+    return _outside_real_root(opened, _real_root(os.fspath(root))) if opened.startswith("/") else None
 
 
 def _file_kind(mode: int) -> str:
