@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 
@@ -334,12 +334,7 @@ def compose_grid(
     full = space.full_palette()
 
     panel_h, panel_w = opts.panel_size
-    gap = opts.gutter
-    cell_w = len(opts.panels) * (panel_w + gap) - gap
-    columns = min(opts.columns, len(items))
-    rows = -(-len(items) // columns)
-    height = rows * (panel_h + gap) - gap
-    width = columns * (cell_w + gap) - gap
+    (height, width), corners = grid_layout(len(items), opts)
 
     if rgb:
         canvas = np.empty((height, width, 3), dtype=np.uint8)
@@ -347,11 +342,8 @@ def compose_grid(
     else:
         canvas = np.full((height, width), space.gutter_slot, dtype=np.uint8)
 
-    for i, item in enumerate(items):
-        top = (i // columns) * (panel_h + gap)
-        cell_left = (i % columns) * (cell_w + gap)
-        for j, kind in enumerate(opts.panels):
-            left = cell_left + j * (panel_w + gap)
+    for item, item_corners in zip(items, corners, strict=True):
+        for kind, (top, left) in zip(opts.panels, item_corners, strict=True):
             target = canvas[top : top + panel_h, left : left + panel_w]
             if kind == "image":
                 if item.image is not None:
@@ -366,6 +358,40 @@ def compose_grid(
             else:
                 _draw_labels(target, labels, space, opts, where)
     return Composite(pixels=canvas, palette=None if rgb else full.copy())
+
+
+class GridOptions(Protocol):
+    """What a grid's geometry depends on; both composers' option types have it."""
+
+    @property
+    def panel_size(self) -> tuple[int, int]: ...
+    @property
+    def panels(self) -> tuple[str, ...]: ...
+    @property
+    def columns(self) -> int: ...
+    @property
+    def gutter(self) -> int: ...
+
+
+def grid_layout(count: int, opts: GridOptions) -> tuple[tuple[int, int], list[list[tuple[int, int]]]]:
+    """The (height, width) of a grid of `count` items, and the (top, left) corner of each item's panels.
+
+    Item i sits at row i // columns, column i % columns; the grid is min(columns, count) cells wide. Every
+    composer places panels through this, so a grid never scrambles where an item lands.
+    """
+    panel_h, panel_w = opts.panel_size
+    gap = opts.gutter
+    cell_w = len(opts.panels) * (panel_w + gap) - gap
+    columns = min(opts.columns, count)
+    rows = -(-count // columns)
+    corners = [
+        [
+            ((i // columns) * (panel_h + gap), (i % columns) * (cell_w + gap) + j * (panel_w + gap))
+            for j in range(len(opts.panels))
+        ]
+        for i in range(count)
+    ]
+    return (rows * (panel_h + gap) - gap, columns * (cell_w + gap) - gap), corners
 
 
 def compose_pair(item: Item, space: IndexSpace, opts: ComposeOptions, *, source: str = "") -> Composite:

@@ -16,7 +16,14 @@ from typing import Literal
 
 import numpy as np
 
-from segwatch.compose import Composite, IndexSpace, content_box, resize_image_bilinear, resize_labels_nearest
+from segwatch.compose import (
+    Composite,
+    IndexSpace,
+    content_box,
+    grid_layout,
+    resize_image_bilinear,
+    resize_labels_nearest,
+)
 from segwatch.errors import ArtifactError
 from segwatch.normalise import Item
 
@@ -177,17 +184,11 @@ def compose_rgb_grid(
             )
     full = space.full_palette()
     panel_h, panel_w = opts.panel_size
-    gap = opts.gutter
-    cell_w = len(opts.panels) * (panel_w + gap) - gap
-    columns = min(opts.columns, len(items))
-    rows = -(-len(items) // columns)
-    canvas = np.empty((rows * (panel_h + gap) - gap, columns * (cell_w + gap) - gap, 3), dtype=np.uint8)
+    (height, width), corners = grid_layout(len(items), opts)
+    canvas = np.empty((height, width, 3), dtype=np.uint8)
     canvas[...] = full[space.gutter_slot]
-    for i, item in enumerate(items):
+    for item, item_corners in zip(items, corners, strict=True):
         drawer = _Drawer(item, space, opts, source)
-        top = (i // columns) * (panel_h + gap)
-        cell_left = (i % columns) * (cell_w + gap)
-        for j, kind in enumerate(opts.panels):
-            left = cell_left + j * (panel_w + gap)
+        for kind, (top, left) in zip(opts.panels, item_corners, strict=True):
             canvas[top : top + panel_h, left : left + panel_w] = drawer.panel(kind)
     return Composite(pixels=canvas, palette=None)
