@@ -227,6 +227,25 @@ def _base_dir(info: ValidationInfo) -> Path:
     return Path(base) if base is not None else Path.cwd()
 
 
+def _check_logdir_run(text: str) -> None:
+    """`{run}` in a logdir: at most once, as a whole path segment, never in a URL's scheme or host."""
+    count = text.count("{run}")
+    if count == 0:
+        return
+    if count > 1:
+        raise ValueError(f"expected '{{run}}' at most once, got {text!r}")
+    scheme = _URL.match(text)
+    path = text[scheme.end() :] if scheme else text
+    if scheme:
+        host, slash, path = path.partition("/")
+        if "{run}" in host or not slash:
+            raise ValueError(f"expected '{{run}}' in the path of the URL, not its host, got {text!r}")
+    if "{run}" not in path.split("/"):
+        raise ValueError(
+            f"expected '{{run}}' as a whole path segment such as '/runs/{{run}}/tb', got {text!r}"
+        )
+
+
 def _check_pattern(value: object) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError(f"expected a path pattern such as {DEFAULT_PATTERN!r}, got {value!r}")
@@ -363,7 +382,10 @@ class TensorBoardConfig(BaseModel):
 
     logdir: str = Field(
         description="TensorBoard log directory: a local path (relative to the config file's directory) or "
-        "a URL such as gs://bucket/path, kept verbatim. Each run writes to <logdir>/<run>/."
+        "a URL such as gs://bucket/path, kept verbatim. Each run writes to <logdir>/<run>/. With '{run}' as "
+        "one whole path segment (e.g. '/runs/{run}/tb'), run R writes to the logdir with '{run}' replaced by "
+        "R, beside the training job's own event files, and keeps its ledger there; the unnamed run (a flat "
+        "dump) drops the segment ('/runs/tb'). Needs '{run}' in watch.pattern."
     )
     tag_prefix: str = Field(
         default="segwatch",
@@ -374,6 +396,7 @@ class TensorBoardConfig(BaseModel):
     @classmethod
     def _logdir_under_base(cls, value: object, info: ValidationInfo) -> str:
         text = _path_text(value, "a directory path or a URL such as gs://bucket/path")
+        _check_logdir_run(text)
         return text if _URL.match(text) else str(_under(_base_dir(info), text))
 
     @field_validator("tag_prefix", mode="before")
@@ -454,6 +477,11 @@ class ComposeConfig(BaseModel):
     threshold: Annotated[float, BeforeValidator(_unit_interval)] = Field(
         default=0.5,
         description="Probability above which a single-channel prediction counts as class 1; in (0, 1).",
+    )
+    volume_slices: Annotated[int, _integer(0)] = Field(
+        default=0,
+        description="3-D label volumes: with N > 0, gt (D, H, W) is one volume and (N, D, H, W) a batch of "
+        "volumes, each shown as a montage of N evenly spaced slices (metrics count every voxel); 0: off.",
     )
 
     @field_validator("class_names", mode="before")
@@ -605,6 +633,12 @@ class Config(BaseModel):
         if self.watch.fixed_gt is not None and "gt" in self.watch.roles:
             raise ValueError("watch.fixed_gt and watch.roles.gt both set the ground truth: keep one")
         self.dump_layout()
+        if "{run}" in self.tensorboard.logdir and "{run}" not in self.watch.pattern:
+            raise ValueError(
+                "tensorboard.logdir contains {run} but watch.pattern does not: every epoch would be the "
+                f"unnamed run; put {{run}} in watch.pattern or remove it from the logdir, got "
+                f"{self.tensorboard.logdir!r}"
+            )
         return self
 
 

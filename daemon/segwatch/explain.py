@@ -13,7 +13,7 @@ from segwatch.archives import check_archive, is_archive
 from segwatch.config import Config
 from segwatch.errors import ArtifactError, NotReadyError
 from segwatch.layout import TRIGGER, Artifact, ArtifactKey, DumpLayout, Pending
-from segwatch.ledger import Ledger
+from segwatch.ledger import Ledger, open_ledger
 from segwatch.loading import check_complete
 from segwatch.watcher import scan_tree
 
@@ -114,7 +114,7 @@ def epoch_statuses(
     def ledger_of(run: str) -> Ledger:
         logdir = config.tensorboard.logdir
         if logdir not in ledgers:
-            ledgers[logdir] = Ledger.open(logdir)
+            ledgers[logdir] = open_ledger(logdir)
         return ledgers[logdir]
 
     found: dict[tuple[str, int], tuple[str, str]] = {}

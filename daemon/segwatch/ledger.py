@@ -3,6 +3,9 @@
 Per run it keeps the epochs whose summaries are flushed (the last one bounds what may still be written: steps
 go up), and the epochs set aside with the fingerprint of the files that failed, so the same bad files are not
 retried and reported again and again.
+
+When `tensorboard.logdir` holds `{run}`, each run directory keeps its own ledger (`RunLedgers`): the directories
+are shared with the training job's writers, and a run's record belongs beside its event files.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from segwatch import storage
+from segwatch import rundirs, storage
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,10 @@ class Ledger:
             log.warning("%s: ledger unreadable (%s); rebuilding it from the event files", path, exc)
             return cls(path)
 
+    def path_for(self, run: str) -> str:
+        """The file that records `run`."""
+        return self.path
+
     def last_epoch(self, run: str) -> int | None:
         record = self.runs.get(run)
         return None if record is None else record.last_epoch
@@ -96,6 +103,44 @@ class Ledger:
         """Write `runs` durably, then adopt them: if the write fails (OSError), memory still matches the disk."""
         storage.write_atomically(self.path, json.dumps(_render(runs), sort_keys=True).encode())
         self.runs = runs
+
+
+class RunLedgers(Ledger):
+    """One ledger file per run directory, for a logdir pattern with `{run}`; the same interface as Ledger."""
+
+    def __init__(self, logdir: str, runs: dict[str, RunRecord] | None = None) -> None:
+        super().__init__(logdir, runs)
+        self.logdir = logdir
+
+    @classmethod
+    def open(cls, logdir: str | os.PathLike[str]) -> RunLedgers:
+        """Load the ledger of every run directory the pattern matches; a missing or unreadable one is empty."""
+        pattern = os.fspath(logdir)
+        runs: dict[str, RunRecord] = {}
+        for run, directory in rundirs.run_directories(pattern):
+            record = Ledger.open(directory).runs.get(run)
+            if record is not None:
+                runs[run] = record
+        return cls(pattern, runs)
+
+    def path_for(self, run: str) -> str:
+        return storage.join(rundirs.run_directory(self.logdir, run), LEDGER_NAME)
+
+    def _save(self, runs: dict[str, RunRecord]) -> None:
+        # Only the runs whose record changed are written; each into its own directory's file.
+        for run, record in runs.items():
+            if self.runs.get(run) is not record:
+                data = json.dumps(_render({run: record}), sort_keys=True).encode()
+                storage.write_atomically(self.path_for(run), data)
+                self.runs = {**self.runs, run: record}
+        self.runs = runs
+
+
+def open_ledger(logdir: str | os.PathLike[str]) -> Ledger:
+    """The ledger for `tensorboard.logdir`: one file in the logdir, or one per run directory with `{run}`."""
+    if rundirs.is_pattern(os.fspath(logdir)):
+        return RunLedgers.open(logdir)
+    return Ledger.open(logdir)
 
 
 def _render(runs: dict[str, RunRecord]) -> dict[str, Any]:

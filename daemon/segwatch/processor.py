@@ -122,7 +122,7 @@ class Processor:
             yield
         except OSError as exc:
             raise SinkError(
-                f"{self.ledger.path}: cannot record run={run or '.'} epoch={epoch}: {exc.strerror or exc}"
+                f"{self.ledger.path_for(run)}: cannot record run={run or '.'} epoch={epoch}: {exc.strerror or exc}"
             ) from exc
 
     def _learn_what_got_out(self, run: str, epoch: int, present: set[str]) -> None:

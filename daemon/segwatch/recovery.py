@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tensorboard.backend.event_processing import event_file_loader
 
-from segwatch import storage
+from segwatch import rundirs, storage
 from segwatch.ledger import Ledger
 from segwatch.sink import EVENT_FILE_MARK
 
@@ -69,5 +69,5 @@ def written_tags(
 
 
 def _run_directories(logdir: str) -> list[tuple[str, str]]:
-    """The unnamed run (the logdir itself) and every direct, non-hidden subdirectory."""
-    return [("", logdir), *((name, storage.join(logdir, name)) for name in storage.subdirectories(logdir))]
+    """The unnamed run's directory and every existing run directory (with `{run}`: every match of the pattern)."""
+    return rundirs.run_directories(logdir)

@@ -19,7 +19,7 @@ from segwatch.config import Config
 from segwatch.errors import SegwatchError, SinkError
 from segwatch.health import Health, serve_health
 from segwatch.layout import Artifact, DumpLayout, Pending
-from segwatch.ledger import Ledger
+from segwatch.ledger import open_ledger
 from segwatch.notify import Notifier, status_line
 from segwatch.pipeline import Renderer
 from segwatch.processor import Outcome, Processor
@@ -64,7 +64,7 @@ def discover(config: Config) -> tuple[list[Artifact], list[Pending]]:
 def open_processor(config: Config) -> Processor:
     """A processor over the configured logdir, its ledger reconciled with the event files already there."""
     logdir = config.tensorboard.logdir
-    ledger = Ledger.open(logdir)
+    ledger = open_ledger(logdir)
     in_flight = reconcile(ledger, logdir)
     return Processor(Renderer(config), EventSink(logdir), ledger, in_flight)
 

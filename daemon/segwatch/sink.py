@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
 import secrets
 import struct
 from collections.abc import Sequence
 from typing import Any
 
+from segwatch import rundirs
 from segwatch.errors import SinkError
 from segwatch.summaries import Summary
 
@@ -28,10 +28,8 @@ def _tf() -> Any:
 
 
 def run_directory(logdir: str, run: str) -> str:
-    """`<logdir>/<run>`; the unnamed run writes into the logdir itself."""
-    if not run:
-        return logdir
-    return logdir.rstrip("/") + "/" + run if "://" in logdir else os.path.join(logdir, run)
+    """`<logdir>/<run>`, or the logdir with `{run}` replaced; the unnamed run writes into the logdir itself."""
+    return rundirs.run_directory(logdir, run)
 
 
 class EventSink:
