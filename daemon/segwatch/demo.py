@@ -82,15 +82,17 @@ def demo_config(dumps: Path, logdir: Path) -> dict[str, object]:
         "tensorboard": {"logdir": str(logdir.resolve()), "tag_prefix": "segwatch"},
         "compose": {
             "layout": "grid",
-            "panels": ["image", "gt", "pred"],
+            "panels": ["image", "gt", "pred", "overlay", "error"],
             "size": [96, 128],
-            "columns": 2,
+            "columns": 1,
             "max_items": BATCH,
             "palette": "voc",
             "num_classes": len(CLASS_NAMES),
             "class_names": CLASS_NAMES,
             "ignore_index": 255,
+            "legend": "all",
         },
+        "metrics": {"enabled": True, "confusion_matrix": True, "per_class": True},
     }
 
 

@@ -39,7 +39,7 @@ def class_label(class_id: int, class_names: Sequence[str]) -> str:
 def item_confusion(item: Item, num_classes: int, ignore_index: int | None) -> np.ndarray:
     """(num_classes, num_classes + 1) counts of one item: rows ground truth, columns prediction, and a last
     column for labelled pixels predicted as ignore_index. Raises ArtifactError for an unknown class id."""
-    gt, pred = item.gt, item.pred
+    gt, pred = item.volume if item.volume is not None else (item.gt, item.pred)
     try:
         counts = confusion_matrix(gt, pred, num_classes, ignore_index)
         return np.pad(counts, ((0, 0), (0, 1)))

@@ -38,6 +38,8 @@ class Item:
     image: np.ndarray | None
     # role → the file it came from (and which item of a batch), so that later errors can name the file.
     files: Mapping[str, str] = field(default_factory=dict)
+    # A 3-D volume's whole (D, H, W) gt and pred, which metrics count, when gt and pred are a montage of slices.
+    volume: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def normalise(

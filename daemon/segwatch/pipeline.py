@@ -20,6 +20,7 @@ from segwatch.normalise import Item, normalise
 from segwatch.palettes import build_palette
 from segwatch.png import encode_png
 from segwatch.summaries import Summary, image_summary
+from segwatch.volumes import volume_items
 
 SAMPLES_HINT = (
     "TensorBoard keeps only 10 steps per image tag unless started with `--samples_per_plugin images=1000` "
@@ -98,13 +99,32 @@ class Renderer:
         items: list[Item] = []
         for index in range(max(counts.values())):
             picked = {role: found[index if len(found) > 1 else 0] for role, found in arrays.items()}
-            gt, pred, image = _first_items(picked["gt"], picked["pred"], picked.get("image"), limit)
             names = {role: paths[index if len(paths) > 1 else 0] for role, paths in artifact.files.items()}
-            items.extend(
-                normalise(
-                    gt, pred, image, class_axis=compose.class_axis, threshold=compose.threshold, names=names
+            if compose.volume_slices:
+                items.extend(
+                    volume_items(
+                        picked["gt"],
+                        picked["pred"],
+                        picked.get("image"),
+                        slices=compose.volume_slices,
+                        limit=None if limit is None else limit - len(items),
+                        class_axis=compose.class_axis,
+                        threshold=compose.threshold,
+                        names=names,
+                    )
                 )
-            )
+            else:
+                gt, pred, image = _first_items(picked["gt"], picked["pred"], picked.get("image"), limit)
+                items.extend(
+                    normalise(
+                        gt,
+                        pred,
+                        image,
+                        class_axis=compose.class_axis,
+                        threshold=compose.threshold,
+                        names=names,
+                    )
+                )
             if limit is not None and len(items) >= limit:
                 break
         return items[:limit]

@@ -13,12 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tensorboard.util import tensor_util
 
 from segwatch import demo
 
-from conftest import decode_png, read_images
+from conftest import decode_png, read_event_tensors, read_images
 
-TAG = "segwatch/grid"
+PREFIX = "segwatch"
+TAG = f"{PREFIX}/grid"
 
 
 @pytest.fixture(scope="module")
@@ -59,11 +61,34 @@ def get(url: str) -> bytes:
 
 
 def test_demo_writes_every_epoch_of_every_run(demo_logdir):
+    compose = demo.demo_config(Path("dumps"), Path("tb"))["compose"]
+    assert isinstance(compose, dict)
+    panels, columns = len(compose["panels"]), compose["columns"]
     for run in demo.RUNS:
-        images = read_images(demo_logdir / run)[TAG]
+        logged = read_images(demo_logdir / run)
+        images = logged[TAG]
         assert sorted(images) == list(range(demo.EPOCHS))
         (first,) = images[0]
-        assert first.shape[0] > demo.SHAPE[0] and first.shape[1] > 3 * demo.SHAPE[1]
+        # Every panel of every item is there, with a legend strip below the last row.
+        rows = -(-demo.BATCH // columns)
+        assert first.shape[0] > rows * demo.SHAPE[0] and first.shape[1] >= columns * panels * demo.SHAPE[1]
+        assert sorted(logged[f"{PREFIX}/confusion_matrix"]) == list(range(demo.EPOCHS))
+
+
+def test_demo_logs_metrics_that_improve(demo_logdir):
+    for run in demo.RUNS:
+        scalars = {
+            tag: {step: float(tensor_util.make_ndarray(proto)) for step, proto in events}
+            for tag, events in read_event_tensors(demo_logdir / run).items()
+            if not tag.endswith(("grid", "confusion_matrix", "IoU_table"))
+        }
+        assert {f"{PREFIX}/IoU/{name}" for name in demo.CLASS_NAMES} <= set(scalars)
+        miou = scalars[f"{PREFIX}/mIoU"]
+        assert sorted(miou) == list(range(demo.EPOCHS))
+        assert miou[demo.EPOCHS - 1] > miou[0] + 0.2
+        tables = read_event_tensors(demo_logdir / run)[f"{PREFIX}/IoU_table"]
+        assert [step for step, _ in tables] == list(range(demo.EPOCHS))
+        assert all(name in tables[-1][1].string_val[0].decode() for name in demo.CLASS_NAMES)
 
 
 @pytest.mark.timeout(240)
