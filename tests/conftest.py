@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import socket
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -85,3 +87,16 @@ def raw_record_counts(run_dir: Path) -> Counter[tuple[str, int]]:
             for value in event.summary.value:
                 counts[(value.tag, event.step)] += 1
     return counts
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago, for a server a test starts."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def get(url: str) -> bytes:
+    """The body of a GET on a local test server."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return bytes(response.read())

@@ -108,11 +108,7 @@ def check_complete(
     With `root`, a path whose symlinks lead outside it is refused before it is opened.
     """
     with _open_regular_file(path, root) as fp:
-        size = _file_size(fp, path)
-        header = _read_header(fp, path, size)
-    _check_caps(header, path, max_file_bytes=max_file_bytes, max_pixels=max_pixels)
-    _check_size(header, path, size)
-    return header
+        return _checked_header(fp, path, max_file_bytes=max_file_bytes, max_pixels=max_pixels)
 
 
 def load_array(path: Path, *, max_file_bytes: int, max_pixels: int, root: Path | None = None) -> np.ndarray:
@@ -121,10 +117,7 @@ def load_array(path: Path, *, max_file_bytes: int, max_pixels: int, root: Path |
     With `root`, a path whose symlinks lead outside it is refused before it is opened.
     """
     with _open_regular_file(path, root) as fp:
-        size = _file_size(fp, path)
-        header = _read_header(fp, path, size)
-        _check_caps(header, path, max_file_bytes=max_file_bytes, max_pixels=max_pixels)
-        _check_size(header, path, size)
+        header = _checked_header(fp, path, max_file_bytes=max_file_bytes, max_pixels=max_pixels)
         if header.element_count == 0:
             # mmap refuses a zero-length mapping, and there is nothing to map anyway.
             empty = np.empty(header.shape, dtype=header.dtype, order="F" if header.fortran_order else "C")
@@ -141,6 +134,18 @@ def load_array(path: Path, *, max_file_bytes: int, max_pixels: int, root: Path |
         )
     logger.debug("mapped %s: shape %s, dtype %s", path, header.shape, header.dtype)
     return array
+
+
+def _checked_header(
+    fp: BinaryIO, path: Path, *, max_file_bytes: int | None, max_pixels: int | None
+) -> NpyHeader:
+    """The header of an open file, after the caps (checked first: nothing is read past a forged header) and
+    the size contract (short: still being written; long: corrupt)."""
+    size = _file_size(fp, path)
+    header = _read_header(fp, path, size)
+    _check_caps(header, path, max_file_bytes=max_file_bytes, max_pixels=max_pixels)
+    _check_size(header, path, size)
+    return header
 
 
 def _open_regular_file(path: Path, root: Path | None = None) -> BinaryIO:

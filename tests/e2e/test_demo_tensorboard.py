@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ from tensorboard.util import tensor_util
 
 from segwatch import demo
 
-from conftest import decode_png, read_event_tensors, read_images
+from conftest import decode_png, free_port, get, read_event_tensors, read_images
 
 PREFIX = "segwatch"
 TAG = f"{PREFIX}/grid"
@@ -47,17 +46,6 @@ def demo_logdir(tmp_path_factory) -> Path:
     )
     assert again.returncode == 0 and again.stdout.startswith("0 logged"), again.stdout
     return workdir / "tb"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def get(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return bytes(response.read())
 
 
 def test_demo_writes_every_epoch_of_every_run(demo_logdir):

@@ -4,7 +4,6 @@ logged exactly once across restarts and served together by a real TensorBoard pr
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from segwatch.dump import save_epoch
 from segwatch.ledger import LEDGER_NAME
 from segwatch.sink import EVENT_FILE_MARK
 
-from conftest import blob_labels, raw_record_counts, read_images
+from conftest import blob_labels, free_port, get, raw_record_counts, read_images
 
 RUNS = ("alpha", "beta")
 EPOCHS = (1, 2, 5)
@@ -162,17 +161,6 @@ def test_tensorboard_serves_the_trainers_scalars_and_segwatchs_images(setup, loa
     finally:
         server.terminate()
         server.wait(timeout=30)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def get(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return bytes(response.read())
 
 
 def query(run: str, tag: str) -> str:
