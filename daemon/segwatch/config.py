@@ -30,7 +30,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from segwatch.errors import ConfigError
-from segwatch.layout import DumpLayout, check_pattern
+from segwatch.layout import DEFAULT_PATTERN, DumpLayout, check_pattern
 from segwatch.palettes import build_palette
 from segwatch.units import (
     format_count,
@@ -57,7 +57,6 @@ __all__ = [
 ]
 
 ENV_PREFIX = "SEGWATCH_"
-DEFAULT_PATTERN = "{run}/epoch_{epoch}/{role}.npy"
 
 Observer = Literal["auto", "inotify", "polling"]
 Layout = Literal["pair", "grid"]
@@ -70,7 +69,6 @@ Resize = Literal["letterbox", "stretch"]
 ClassAxis = Literal["first", "last"]
 PaletteSpec = str | tuple[tuple[int, int, int], ...]
 
-_PLACEHOLDERS = ("{run}", "{epoch}", "{step}", "{role}")
 # A scheme such as gs:// or s3:// marks a logdir that TensorFlow's filesystem layer opens, not a local path.
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -246,26 +244,12 @@ def _check_logdir_run(text: str) -> None:
         )
 
 
-def _check_pattern(value: object) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"expected a path pattern such as {DEFAULT_PATTERN!r}, got {value!r}")
-    stray = [token for token in re.findall(r"\{[^{}]*\}?|\}", value) if token not in _PLACEHOLDERS]
-    if stray:
-        raise ValueError(
-            f"expected only the placeholders {', '.join(_PLACEHOLDERS)}, got {stray[0]!r} in {value!r}"
-        )
-    if ("{epoch}" not in value and "{step}" not in value) or "{role}" not in value:
-        raise ValueError(f"expected a pattern containing {{epoch}} and {{role}}, got {value!r}")
-    if any(value.count(placeholder) > 1 for placeholder in _PLACEHOLDERS):
-        raise ValueError(f"expected each placeholder at most once, got {value!r}")
-    if value.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", value):
-        raise ValueError(f"expected a pattern relative to watch.root, got {value!r}")
-    # Hidden segments are where producers stage unfinished epochs; the watcher never matches inside them.
-    if any(not segment or segment.startswith(".") for segment in value.split("/")):
-        raise ValueError(
-            f"expected a pattern without empty, '..' or hidden ('.'-prefixed) segments, got {value!r}"
-        )
-    return value
+def _keyless_pattern(value: object, **kind: bool) -> str:
+    """layout.check_pattern, its message without the key: the error's location already names the key."""
+    try:
+        return check_pattern(value, key="", **kind)
+    except ValueError as exc:
+        raise ValueError(str(exc).removeprefix(": ")) from None
 
 
 # --- the models ---------------------------------------------------------------------------------------
@@ -339,7 +323,7 @@ class WatchConfig(BaseModel):
     @field_validator("pattern", mode="before")
     @classmethod
     def _valid_pattern(cls, value: object) -> str:
-        return _check_pattern(value)
+        return _keyless_pattern(value, shorthand=True)
 
     @field_validator("roles", mode="before")
     @classmethod
@@ -360,10 +344,7 @@ class WatchConfig(BaseModel):
     def _valid_trigger(cls, value: object) -> str | None:
         if value is None:
             return None
-        try:
-            return check_pattern(value, key="pattern", trigger=True).strip()
-        except ValueError as exc:
-            raise ValueError(str(exc).removeprefix("pattern: ")) from None
+        return _keyless_pattern(value, trigger=True).strip()
 
     @field_validator("fixed_gt", mode="before")
     @classmethod

@@ -134,11 +134,11 @@ def check_pattern(text: object, *, key: str, shorthand: bool = False, trigger: b
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"{key}: expected a path pattern such as {DEFAULT_PATTERN!r}, got {text!r}")
     template, member = split_member(text)
-    allowed = {"{run}", "{epoch}", "{step}"} | ({"{role}"} if shorthand else set())
+    allowed = ("{run}", "{epoch}", "{step}", "{role}") if shorthand else ("{run}", "{epoch}", "{step}")
     stray = [token for token in _TOKEN.findall(text) if token not in allowed]
     if stray:
         raise ValueError(
-            f"{key}: expected only the placeholders {', '.join(sorted(allowed))}, got {stray[0]!r} in {text!r}"
+            f"{key}: expected only the placeholders {', '.join(allowed)}, got {stray[0]!r} in {text!r}"
         )
     names = _PLACEHOLDER.findall(text)
     if any(names.count(name) > 1 for name in names):
@@ -158,8 +158,8 @@ def check_pattern(text: object, *, key: str, shorthand: bool = False, trigger: b
     fixed = not names
     if fixed and not shorthand and not trigger:
         return text
-    if shorthand and "role" not in names:
-        raise ValueError(f"{key}: expected a pattern containing {{role}}, got {text!r}")
+    if shorthand and ("role" not in names or ("epoch" not in names and "step" not in names)):
+        raise ValueError(f"{key}: expected a pattern containing {{epoch}} and {{role}}, got {text!r}")
     if "epoch" not in names and "step" not in names:
         raise ValueError(f"{key}: expected {{epoch}} or {{step}} in the pattern, got {text!r}")
     if template.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", template):
