@@ -100,3 +100,11 @@ def get(url: str) -> bytes:
     """The body of a GET on a local test server."""
     with urllib.request.urlopen(url, timeout=10) as response:
         return bytes(response.read())
+
+
+def pytest_collection_modifyitems(config, items):
+    """Everything under tests/e2e/ starts whole processes: `-m "not e2e"` runs only the fast unit tests."""
+    e2e = Path(__file__).parent / "e2e"
+    for item in items:
+        if e2e in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.e2e)
