@@ -1,6 +1,7 @@
 """Command line: subcommands, logging set-up and exit codes. The only place that configures logging or exits.
 
-Exit codes: 0 all good, 1 some artifact failed or the output broke, 2 bad configuration or usage.
+Exit codes: 0 all good, 1 some artifact failed or the output broke, 2 bad configuration or usage, 3 the logdir
+is held by another segwatch (which the one line on stderr names: pid, host, since).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import re
 import shutil
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Sequence
@@ -19,8 +21,9 @@ from pathlib import Path
 
 from segwatch import __version__
 from segwatch.errors import ConfigError, SinkError
+from segwatch.lock import LogdirBusy
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
 CONFIG_ENV = "SEGWATCH_CONFIG"
 
 log = logging.getLogger("segwatch")
@@ -115,6 +118,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits by itself on --help and usage errors
         return int(exc.code or 0)
+    if args.command == "run":
+        # Before anything slow (the config, TensorFlow): a SIGHUP or SIGTERM now must not kill the process.
+        from segwatch.signals import hold_early
+
+        hold_early()
     configure_logging(args.log_level, args.log_format)
     try:
         if args.command == "check-config":
@@ -130,6 +138,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         log.error("%s", exc)
         return EXIT_USAGE
+    except LogdirBusy as exc:
+        log.error("%s", exc)
+        return EXIT_LOCKED
     parser.error(f"unknown command {args.command!r}")
     return EXIT_USAGE
 
@@ -176,9 +187,13 @@ def _explain(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from segwatch.config import load_config
     from segwatch.service import run_daemon
+    from segwatch.signals import Grace, capture_signals
 
     path = _config_path(args.config)
-    run_daemon(load_config(path), config_path=path)
+    stop, reload, grace = threading.Event(), threading.Event(), Grace()
+    with capture_signals(stop, reload, grace):
+        config = load_config(path)
+        run_daemon(config, config_path=path, stop=stop, reload=reload, grace=grace)
     return EXIT_OK
 
 

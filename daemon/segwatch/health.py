@@ -16,13 +16,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
@@ -33,6 +32,7 @@ from prometheus_client.registry import Collector
 
 from segwatch.errors import ConfigError
 from segwatch.processor import Outcome
+from segwatch.serving import BoundedHTTPServer
 from segwatch.units import parse_duration
 
 if TYPE_CHECKING:
@@ -288,7 +288,7 @@ def _query_seconds(query: dict[str, list[str]], name: str, default: float) -> fl
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    server: _Context  # type: ignore[assignment]
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
@@ -302,6 +302,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", response.content_type)
         self.send_header("Content-Length", str(len(response.body)))
         self.send_header("Cache-Control", "no-store")
+        # One request per connection: a kept-alive connection would hold a handler thread while it idles.
+        self.send_header("Connection", "close")
+        self.close_connection = True
         self.end_headers()
         if body:
             self.wfile.write(response.body)
@@ -311,13 +314,16 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("%s %s", self.address_string(), format % args)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Context:
+    """What the handlers reach as `self.server`."""
 
-    def __init__(self, address: tuple[str, int], health: Health) -> None:
+    def __init__(self, health: Health) -> None:
         self.health = health
-        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        super().__init__(address, _Handler)
+
+
+def _waits(head: bytes) -> bool:
+    # /idle may hold its thread for minutes; it gets a budget of its own so probes always find a thread.
+    return head.split(b" ", 2)[1:2] == [b"/idle"] or b" /idle?" in head.split(b"\n", 1)[0]
 
 
 class HealthServer:
@@ -325,13 +331,8 @@ class HealthServer:
 
     def __init__(self, health: Health, *, host: str = "127.0.0.1", port: int = 9464) -> None:
         self.health = health
-        self._server = _Server((host, port), health)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.2},
-            name="segwatch-http",
-            daemon=True,
-        )
+        self._server = BoundedHTTPServer((host, port), _Handler, _Context(health), is_slow=_waits)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="segwatch-http", daemon=True)
 
     @property
     def address(self) -> tuple[str, int]:

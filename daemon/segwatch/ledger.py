@@ -6,10 +6,17 @@ retried and reported again and again.
 
 When `tensorboard.logdir` holds `{run}`, each run directory keeps its own ledger (`RunLedgers`): the directories
 are shared with the training job's writers, and a run's record belongs beside its event files.
+
+A local ledger is a snapshot plus an append-only journal (`.segwatch-ledger.journal`, one JSON line per
+change, fsynced): a commit costs one short line however long the history, and the snapshot is rewritten only
+when the journal has grown past it (and on close), so the rewriting costs O(1) per commit on average. A
+torn last line (a kill mid-append) is dropped before the next append; snapshots from before the journal
+existed load as they are. URL logdirs, whose object stores cannot append, rewrite the snapshot per change.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -21,7 +28,10 @@ from segwatch import rundirs, storage
 log = logging.getLogger(__name__)
 
 LEDGER_NAME = ".segwatch-ledger.json"
+JOURNAL_NAME = ".segwatch-ledger.journal"
 _VERSION = 1
+# The journal is folded into the snapshot once it is larger than the snapshot and at least this big.
+_COMPACT_MIN_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -46,20 +56,60 @@ class Ledger:
     def __init__(self, path: str, runs: dict[str, RunRecord] | None = None) -> None:
         self.path = path
         self.runs: dict[str, RunRecord] = runs or {}
+        self.journal_path = storage.join(
+            os.path.dirname(path) if not storage.is_url(path) else path.rsplit("/", 1)[0], JOURNAL_NAME
+        )
+        self._journal_bytes: int | None = None  # unknown until the first append checks the file
+        self._snapshot_bytes = 0
 
     @classmethod
     def open(cls, logdir: str | os.PathLike[str]) -> Ledger:
         """Load the ledger of `logdir`; a missing or unreadable one starts empty (recovery fills it in)."""
         path = storage.join(os.fspath(logdir), LEDGER_NAME)
         raw = storage.read_bytes(path)
-        if raw is None:
-            return cls(path)
+        ledger = cls(path)
+        if raw is not None:
+            try:
+                # Decoded in here: a torn or overwritten ledger need not even be UTF-8.
+                ledger.runs = _parse(json.loads(raw.decode("utf-8")))
+                ledger._snapshot_bytes = len(raw)
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                log.warning("%s: ledger unreadable (%s); rebuilding it from the event files", path, exc)
+        if not storage.is_url(path):
+            ledger._replay()
+        return ledger
+
+    def _replay(self) -> None:
+        """Apply the journal's changes on top of the snapshot; unreadable lines (a torn tail) are skipped."""
         try:
-            # Decoded in here: a torn or overwritten ledger need not even be UTF-8.
-            return cls(path, _parse(json.loads(raw.decode("utf-8"))))
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            log.warning("%s: ledger unreadable (%s); rebuilding it from the event files", path, exc)
-            return cls(path)
+            with open(self.journal_path, "rb") as journal:
+                lines = journal.read().split(b"\n")
+        except FileNotFoundError:
+            return
+        runs = dict(self.runs)
+        for line in lines:
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line.decode("utf-8"))
+                run = str(entry["run"])
+                old = runs.get(run, RunRecord())
+                record = RunRecord(set(old.done), dict(old.set_aside))
+                if "done" in entry:
+                    for epoch in entry["done"]:
+                        if not isinstance(epoch, int) or epoch < 0:
+                            raise ValueError(f"bad epoch {epoch!r}")
+                        record.done.add(epoch)
+                        record.set_aside.pop(epoch, None)
+                else:
+                    aside = entry["set_aside"]
+                    record.set_aside[int(aside["epoch"])] = SetAside(
+                        str(aside["reason"]), str(aside["fingerprint"])
+                    )
+                runs[run] = record
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                log.debug("%s: skipping an unreadable journal line: %s", self.journal_path, exc)
+        self.runs = runs
 
     def path_for(self, run: str) -> str:
         """The file that records `run`."""
@@ -92,17 +142,83 @@ class Ledger:
                 raise ValueError(f"run {run!r}: epoch {epoch} is not above the last committed epoch {last}")
             record.done.add(epoch)
             record.set_aside.pop(epoch, None)
-        self._save({**self.runs, run: record})
+        self._change({**self.runs, run: record}, {"run": run, "done": list(epochs)})
 
     def set_aside(self, run: str, epoch: int, *, reason: str, fingerprint: str) -> None:
         old = self.runs.get(run, RunRecord())
         record = RunRecord(set(old.done), {**old.set_aside, epoch: SetAside(reason, fingerprint)})
-        self._save({**self.runs, run: record})
+        entry = {"run": run, "set_aside": {"epoch": epoch, "reason": reason, "fingerprint": fingerprint}}
+        self._change({**self.runs, run: record}, entry)
+
+    def _change(self, runs: dict[str, RunRecord], entry: dict[str, Any]) -> None:
+        """Record one change durably, then adopt `runs`: if the write fails, memory still matches the disk."""
+        if storage.is_url(self.path):
+            self._save(runs)
+            return
+        self._append(json.dumps(entry, sort_keys=True).encode() + b"\n")
+        self.runs = runs
+        assert self._journal_bytes is not None
+        if self._journal_bytes > max(_COMPACT_MIN_BYTES, self._snapshot_bytes):
+            self.compact()
+
+    def _append(self, line: bytes) -> None:
+        fd = os.open(self.journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        try:
+            size = os.fstat(fd).st_size
+            if self._journal_bytes is None and size:
+                # A kill mid-append leaves a line without its newline; the next line must not join it.
+                size = self._drop_torn_tail(fd, size)
+            try:
+                os.write(fd, line)
+                os.fsync(fd)
+            except BaseException:
+                # Best effort: what failed to be recorded must not count as recorded after a restart.
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, size)
+                raise
+            self._journal_bytes = size + len(line)
+        finally:
+            os.close(fd)
+
+    def _drop_torn_tail(self, fd: int, size: int) -> int:
+        tail = os.pread(fd, min(size, 1 << 20), max(0, size - (1 << 20)))
+        if tail.endswith(b"\n"):
+            return size
+        cut = size - len(tail) + tail.rfind(b"\n") + 1
+        os.ftruncate(fd, max(cut, 0))
+        log.info("%s: dropped a torn last line (%d bytes)", self.journal_path, size - max(cut, 0))
+        return max(cut, 0)
+
+    def compact(self) -> None:
+        """Fold the journal into the snapshot (written atomically first, so a crash loses nothing)."""
+        if storage.is_url(self.path) or not self._journal_bytes:
+            return
+        self._save(self.runs)
+        fd = os.open(self.journal_path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.ftruncate(fd, 0)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self._journal_bytes = 0
+
+    def close(self) -> None:
+        """Leave a complete snapshot behind, for readers of the file and the next start-up."""
+        try:
+            self.compact()
+        except OSError as exc:
+            log.warning(
+                "%s: cannot fold the journal into the ledger (%s); it is replayed at start-up",
+                self.path,
+                exc.strerror or exc,
+            )
 
     def _save(self, runs: dict[str, RunRecord]) -> None:
         """Write `runs` durably, then adopt them: if the write fails (OSError), memory still matches the disk."""
-        storage.write_atomically(self.path, json.dumps(_render(runs), sort_keys=True).encode())
+        data = json.dumps(_render(runs), sort_keys=True).encode()
+        storage.write_atomically(self.path, data)
         self.runs = runs
+        self._snapshot_bytes = len(data)
 
 
 class RunLedgers(Ledger):
@@ -126,6 +242,13 @@ class RunLedgers(Ledger):
     def path_for(self, run: str) -> str:
         return storage.join(rundirs.run_directory(self.logdir, run), LEDGER_NAME)
 
+    def _change(self, runs: dict[str, RunRecord], entry: dict[str, Any]) -> None:
+        # Each run's file holds only that run: rewriting it costs the run's own (range-compressed) history.
+        self._save(runs)
+
+    def compact(self) -> None:
+        return
+
     def _save(self, runs: dict[str, RunRecord]) -> None:
         # Only the runs whose record changed are written; each into its own directory's file.
         for run, record in runs.items():
@@ -134,6 +257,25 @@ class RunLedgers(Ledger):
                 storage.write_atomically(self.path_for(run), data)
                 self.runs = {**self.runs, run: record}
         self.runs = runs
+
+
+def remove_stale_temps(directory: str) -> int:
+    """Delete the temporary files of ledger writes a kill interrupted; call only while holding the lock."""
+    removed = 0
+    if storage.is_url(directory):
+        return removed
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in names:
+        if name.startswith(LEDGER_NAME + ".") and name.endswith(".tmp"):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(directory, name))
+                removed += 1
+    if removed:
+        log.info("%s: removed %d temporary ledger files left by an interrupted write", directory, removed)
+    return removed
 
 
 def open_ledger(logdir: str | os.PathLike[str]) -> Ledger:

@@ -18,11 +18,15 @@ from dataclasses import dataclass
 from segwatch.errors import ArtifactError, NotReadyError, SinkError
 from segwatch.layout import Artifact
 from segwatch.ledger import Ledger
+from segwatch.lock import LogdirBusy
 from segwatch.pipeline import Renderer
 from segwatch.recovery import written_tags
-from segwatch.sink import EventSink
+from segwatch.sink import Sink
 
 log = logging.getLogger(__name__)
+
+# A contained exception's message is quoted at most this long: whatever raised it, one event stays one line.
+REASON_CHARS = 300
 
 
 class Outcome(enum.Enum):
@@ -45,7 +49,7 @@ class Processor:
     def __init__(
         self,
         renderer: Renderer,
-        sink: EventSink,
+        sink: Sink,
         ledger: Ledger,
         in_flight: dict[str, tuple[int, set[str]]] | None = None,
     ) -> None:
@@ -64,7 +68,38 @@ class Processor:
         return flight[0] if last is None else max(last, flight[0])
 
     def process(self, artifact: Artifact) -> Result:
-        """Log `artifact` unless it is done, late or known bad. SinkError propagates: the artifact stays pending."""
+        """Log `artifact` unless it is done, late or known bad. SinkError propagates: the artifact stays pending.
+
+        The bulkhead: any other exception while this one artifact is loaded, rendered, written or committed,
+        a bug in segwatch included, sets the artifact aside; the same input can never stop the process.
+        """
+        try:
+            return self._process(artifact)
+        except (SinkError, LogdirBusy):
+            raise
+        except Exception as exc:
+            return self._contain(artifact, exc)
+
+    def _contain(self, artifact: Artifact, exc: Exception) -> Result:
+        run, epoch = artifact.run, artifact.epoch
+        reason = f"unexpected {type(exc).__name__}: {describe_exception(exc)}"
+        log.error("run=%s epoch=%d set aside: %s (traceback at debug level)", run or ".", epoch, reason)
+        log.debug("run=%s epoch=%d: the contained exception", run or ".", epoch, exc_info=exc)
+        try:
+            with self._recording(run, epoch):
+                self.ledger.set_aside(run, epoch, reason=reason, fingerprint=artifact_fingerprint(artifact))
+        except SinkError:
+            raise
+        except Exception as again:
+            log.error(
+                "run=%s epoch=%d: cannot record it as set aside either (%s); it is skipped until restart",
+                run or ".",
+                epoch,
+                type(again).__name__,
+            )
+        return Result(Outcome.SET_ASIDE, reason)
+
+    def _process(self, artifact: Artifact) -> Result:
         run, epoch = artifact.run, artifact.epoch
         if self.ledger.is_done(run, epoch):
             return Result(Outcome.DONE)
@@ -91,7 +126,8 @@ class Processor:
         if missing:
             try:
                 self.sink.write(run, epoch, missing)
-            except SinkError:
+            except Exception:
+                # Whatever got out must not be written again by a retry: the in-flight record says so.
                 self._learn_what_got_out(run, epoch, present)
                 raise
         # The epoch is in the event files now. If the ledger cannot record it, the retry must only record it:
@@ -143,6 +179,16 @@ class Processor:
             )
             return flight[1]
         return set()
+
+
+def describe_exception(exc: BaseException) -> str:
+    """The exception's message, clipped to one bounded line; never raises, whatever the exception holds."""
+    try:
+        text = str(exc)
+    except Exception:
+        text = ""
+    text = " ".join(text.split()) or type(exc).__name__
+    return text if len(text) <= REASON_CHARS else text[: REASON_CHARS - 3] + "..."
 
 
 def artifact_fingerprint(artifact: Artifact) -> str:

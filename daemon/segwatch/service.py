@@ -2,36 +2,43 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import queue
-import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 
+from segwatch import rundirs
 from segwatch.config import Config
 from segwatch.errors import SegwatchError, SinkError
 from segwatch.health import Health, serve_health
 from segwatch.layout import Artifact, DumpLayout, Pending
-from segwatch.ledger import open_ledger
+from segwatch.ledger import open_ledger, remove_stale_temps
+from segwatch.lock import Locks, holding
 from segwatch.notify import Notifier, status_line
 from segwatch.pipeline import Renderer
-from segwatch.processor import Outcome, Processor
+from segwatch.processor import Outcome, Processor, describe_exception
 from segwatch.readiness import Readiness
 from segwatch.recovery import reconcile
+from segwatch.signals import EXIT_ABANDONED, Grace, capture_signals
 from segwatch.sink import EventSink
 from segwatch.watcher import scan_tree
 
+__all__ = ["EXIT_ABANDONED", "Daemon", "Tally", "capture_signals", "run_daemon", "run_once"]
+
 log = logging.getLogger(__name__)
 
-# Exit status when the grace period runs out or a second signal arrives: the supervisor may restart us.
-EXIT_ABANDONED = 1
+# How often the running daemon checks that its logdir is still the one it locked (a stat per directory).
+LOGDIR_CHECK_INTERVAL = 2.0
+# The longest the loop sleeps when nothing is due: a stop or reload request is seen at least this promptly.
+IDLE_WAKE = 0.5
+# A run that wrote nothing for this long has its event file closed (a new one opens with its next epoch), so a
+# sweep of 1,000 runs does not hold 1,000 descriptors. Runs write every few minutes at most; a reopen is cheap.
+WRITER_IDLE_CLOSE = 120.0
+DUE_RECHECK = 0.01
 
 
 @dataclass
@@ -61,12 +68,53 @@ def discover(config: Config) -> tuple[list[Artifact], list[Pending]]:
     return layout.group(keyed, config.required_roles, fixed_files=config.fixed_files)
 
 
-def open_processor(config: Config) -> Processor:
-    """A processor over the configured logdir, its ledger reconciled with the event files already there."""
+def hold_logdir(locks: Locks, logdir: str) -> None:
+    """Lock the logdir (with `{run}`: every run directory there is; the sink locks new ones before writing),
+    then clear what interrupted writes of earlier holders left behind. Raises LogdirBusy."""
+    if not rundirs.is_pattern(logdir):
+        directories = [logdir]
+    else:
+        directories = [path for _, path in rundirs.run_directories(logdir) if os.path.isdir(path)]
+    for directory in directories:
+        hold_directory(locks, directory)
+
+
+def hold_directory(locks: Locks, directory: str) -> None:
+    if locks.hold(directory):
+        remove_stale_temps(directory)
+
+
+def logdir_replaced(locks: Locks) -> list[str]:
+    """The locked directories that were deleted or replaced since they were locked."""
+    return [directory for directory in locks.directories() if not locks.still_held(directory)]
+
+
+def open_processor(config: Config, locks: Locks | None = None) -> Processor:
+    """A processor over the configured logdir, its ledger reconciled with the event files already there.
+
+    With `locks`, the logdir is locked first (LogdirBusy if another process holds it).
+    """
     logdir = config.tensorboard.logdir
+    renderer = Renderer(config)
+    prepare = None
+    if locks is not None:
+        hold_logdir(locks, logdir)
+        if rundirs.is_pattern(logdir):
+            held = locks
+
+            def prepare(directory: str) -> None:
+                hold_directory(held, directory)
+
     ledger = open_ledger(logdir)
     in_flight = reconcile(ledger, logdir)
-    return Processor(Renderer(config), EventSink(logdir), ledger, in_flight)
+    return Processor(renderer, EventSink(logdir, prepare=prepare), ledger, in_flight)
+
+
+def close_processor(processor: Processor) -> None:
+    try:
+        processor.sink.close()
+    finally:
+        processor.ledger.close()
 
 
 def run_once(config: Config) -> Tally:
@@ -83,19 +131,23 @@ def run_once(config: Config) -> Tally:
             waiting.epoch,
             ", ".join(waiting.missing),
         )
-    processor = open_processor(config)
-    sink = processor.sink
-    try:
-        for artifact in artifacts:
-            result = processor.process(artifact)
-            tally.outcomes[result.outcome] += 1
-            if result.outcome is Outcome.LATE:
-                log.warning("run=%s epoch=%d skipped: %s", artifact.run or ".", artifact.epoch, result.reason)
-            elif result.outcome is Outcome.NOT_READY:
-                log.info("run=%s epoch=%d not ready: %s", artifact.run or ".", artifact.epoch, result.reason)
-    finally:
-        sink.close()
+    with holding("once") as locks:
+        processor = open_processor(config, locks)
+        try:
+            _process_all(processor, artifacts, tally)
+        finally:
+            close_processor(processor)
     return tally
+
+
+def _process_all(processor: Processor, artifacts: list[Artifact], tally: Tally) -> None:
+    for artifact in artifacts:
+        result = processor.process(artifact)
+        tally.outcomes[result.outcome] += 1
+        if result.outcome is Outcome.LATE:
+            log.warning("run=%s epoch=%d skipped: %s", artifact.run or ".", artifact.epoch, result.reason)
+        elif result.outcome is Outcome.NOT_READY:
+            log.info("run=%s epoch=%d not ready: %s", artifact.run or ".", artifact.epoch, result.reason)
 
 
 class Daemon:
@@ -130,6 +182,10 @@ class Daemon:
         self._finished: dict[tuple[str, int], Outcome] = {}
         self._retry_delay = config.service.retry_backoff[0]
         self._output_blocked_until = 0.0
+        # Held for the daemon's lifetime, across reloads; released by `close`.
+        self.locks = Locks("run")
+        # Set when the logdir vanished under us: serve again, the ledger rebuilt from what is on disk.
+        self._restart: str | None = None
 
     # --- hints from the observer thread -------------------------------------------------------------
     def _on_change(self, relative: str) -> None:
@@ -145,23 +201,44 @@ class Daemon:
 
     # --- the loop ------------------------------------------------------------------------------------
     def run(self) -> None:
-        while True:
-            self._serve(self.config)
-            if self.stop.is_set() or not self.reload.is_set():
-                return
-            self.reload.clear()
-            self.notifier.reloading()
-            self.config = self._reloaded_config()
+        """Serve until stopped. Raises LogdirBusy if another process holds (or takes) the logdir."""
+        try:
+            while True:
+                self._serve(self.config)
+                if self.stop.is_set():
+                    return
+                if self._restart is not None:
+                    self._restart = None
+                    continue
+                if not self.reload.is_set():
+                    return
+                self.reload.clear()
+                self.notifier.reloading()
+                self.config = self._reloaded_config()
+        finally:
+            self.locks.release()
 
     def _reloaded_config(self) -> Config:
+        """The new config if it loads and every part of a session accepts it; else the running one.
+
+        Everything is caught: a config the models accept but a constructor refuses (a palette, a layout) must
+        not end a daemon whose contract is "reported, old config kept".
+        """
         from segwatch.config import load_config
 
         if self.config_path is None:
             return self.config
         try:
             config = load_config(self.config_path)
-        except SegwatchError as exc:
-            log.error("reload: keeping the running config; the new one is invalid: %s", exc)
+            Renderer(config)
+            config.dump_layout()
+        except Exception as exc:
+            text = (
+                exc if isinstance(exc, SegwatchError) else f"{type(exc).__name__}: {describe_exception(exc)}"
+            )
+            log.error(
+                "reload: keeping the running config; the new one is invalid: %s", one_line_clip(str(text))
+            )
             return self.config
         log.info("reload: config %s loaded", self.config_path)
         return config
@@ -183,7 +260,7 @@ class Daemon:
             layout=layout,
             root=root,
         )
-        processor = open_processor(config)
+        processor = open_processor(config, self.locks)
         kind, reason = choose_observer(root, config.watch.observer)
         log.info("watching %s with the %s observer: %s", root, kind, reason)
         watcher = Watcher(
@@ -196,15 +273,31 @@ class Daemon:
         self._finished.clear()
         self.rescan_reason = "start-up scan"
         watcher.start()
-        next_rescan = time.monotonic() + config.watch.rescan_interval
-        next_status = time.monotonic() + config.service.status_interval
+        # A disabled period (0) has no deadline: infinity, so the loop sleeps instead of spinning.
+        next_rescan = _deadline(config.watch.rescan_interval)
+        next_status = _deadline(config.service.status_interval)
+        next_logdir_check = time.monotonic() + LOGDIR_CHECK_INTERVAL
         announced = False
         try:
             while not self.stop.is_set() and not self.reload.is_set():
                 now = time.monotonic()
-                if config.watch.rescan_interval > 0 and now >= next_rescan:
+                if now >= next_logdir_check:
+                    next_logdir_check = now + LOGDIR_CHECK_INTERVAL
+                    gone = logdir_replaced(self.locks)
+                    if gone:
+                        log.warning(
+                            "logdir %s was deleted or replaced under the daemon; rebuilding the ledger from "
+                            "what is on disk and logging again what is missing there",
+                            ", ".join(gone),
+                        )
+                        for directory in gone:
+                            self.locks.forget(directory)
+                        self._restart = "logdir replaced"
+                        break
+                    processor.sink.close_idle(WRITER_IDLE_CLOSE)
+                if now >= next_rescan:
                     self.rescan_reason = self.rescan_reason or "periodic rescan"
-                    next_rescan = now + config.watch.rescan_interval
+                    next_rescan = _deadline(config.watch.rescan_interval)
                 if self.rescan_reason is not None:
                     self._rescan(root, layout, readiness, processor)
                 self._drain_hints(root, layout, readiness, processor)
@@ -217,16 +310,16 @@ class Daemon:
                     self.health.mark_ready()
                     self.notifier.ready(self._status_line(readiness))
                 self._report(readiness)
-                if config.service.status_interval > 0 and time.monotonic() >= next_status:
+                if time.monotonic() >= next_status:
                     log.info("status: %s", self.status(readiness))
-                    next_status = time.monotonic() + config.service.status_interval
+                    next_status = _deadline(config.service.status_interval)
                 self._sleep(readiness, next_rescan, next_status)
         finally:
             if self.stop.is_set():
                 self.notifier.stopping()
                 self.health.mark_stopping()
             watcher.stop()
-            processor.sink.close()
+            close_processor(processor)
 
     def _rescan(self, root: Path, layout: DumpLayout, readiness: Readiness, processor: Processor) -> None:
         reason, self.rescan_reason = self.rescan_reason, None
@@ -327,9 +420,13 @@ class Daemon:
         if soonest is not None:
             deadlines.append(soonest)
         now = time.monotonic()
-        timeout = min([d - now for d in deadlines if d > now], default=0.0)
-        # Bounded so a stop or reload request is seen promptly even if nothing wakes us.
-        self.wake.wait(min(max(timeout, 0.0), 0.5))
+        # What is already due was handled this time round; only future deadlines shorten the sleep. Bounded
+        # so a stop or reload request is seen promptly even if nothing wakes us.
+        timeout = min([d - now for d in deadlines if d > now], default=IDLE_WAKE)
+        if soonest is not None and soonest <= now:
+            # An epoch came due while this round ran: look again soon, but never spin.
+            timeout = min(timeout, DUE_RECHECK)
+        self.wake.wait(min(timeout, IDLE_WAKE))
         self.wake.clear()
 
     def _report(self, readiness: Readiness) -> None:
@@ -357,53 +454,39 @@ class Daemon:
         return f"backlog {len(readiness)} epochs; last logged: {runs or 'none yet'}{failing}"
 
 
-@contextlib.contextmanager
-def capture_signals(stop: threading.Event, reload: threading.Event, grace: float) -> Iterator[None]:
-    """SIGTERM/SIGINT set `stop`, SIGHUP sets `reload`; the handlers do nothing else.
+def _deadline(period: float) -> float:
+    return time.monotonic() + period if period > 0 else float("inf")
 
-    A second stop signal, or the grace period running out after the first, ends the process at once: the
-    artifact in hand is abandoned uncommitted, and the restart's recovery finishes it exactly once.
+
+def one_line_clip(text: str, limit: int = 500) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def run_daemon(
+    config: Config,
+    config_path: Path | None = None,
+    *,
+    stop: threading.Event | None = None,
+    reload: threading.Event | None = None,
+    grace: Grace | None = None,
+) -> None:
+    """`segwatch run`: follow until SIGTERM/SIGINT; SIGHUP reloads `config_path`.
+
+    The command line passes the events its early signal handlers set (see `signals.hold_early`).
+    Raises LogdirBusy if another process holds the logdir.
     """
-
-    def force_exit() -> None:
-        log.warning("shutdown grace of %.1f s exceeded; abandoning the artifact in hand", grace)
-        logging.shutdown()
-        os._exit(EXIT_ABANDONED)
-
-    def on_stop(signum: int, frame: FrameType | None) -> None:
-        if stop.is_set():
-            os._exit(EXIT_ABANDONED)
-        stop.set()
-        timer = threading.Timer(grace, force_exit)
-        timer.daemon = True
-        timer.start()
-
-    def on_reload(signum: int, frame: FrameType | None) -> None:
-        reload.set()
-
-    handlers: dict[int, Callable[[int, FrameType | None], None]] = {
-        signal.SIGTERM: on_stop,
-        signal.SIGINT: on_stop,
-        signal.SIGHUP: on_reload,
-    }
-    previous = {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
-def run_daemon(config: Config, config_path: Path | None = None) -> None:
-    """`segwatch run`: follow until SIGTERM/SIGINT; SIGHUP reloads `config_path`."""
-    stop, reload = threading.Event(), threading.Event()
+    stop = stop or threading.Event()
+    reload = reload or threading.Event()
+    grace = grace or Grace()
+    grace.seconds = config.service.shutdown_grace
     health = Health(stale_after=config.http.stale_after)
     notifier = Notifier.from_env()
     daemon = Daemon(
         config, stop=stop, reload=reload, config_path=config_path, health=health, notifier=notifier
     )
     # The endpoint keeps the start-up config's http section: changing it takes a restart, not a reload.
-    with serve_health(health, config.http), capture_signals(stop, reload, config.service.shutdown_grace):
+    with serve_health(health, config.http), capture_signals(stop, reload, grace):
         daemon.run()
     notifier.close()
     log.info("stopped")

@@ -7,12 +7,15 @@ import os
 import re
 import secrets
 import struct
-from collections.abc import Sequence
-from typing import Any
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from segwatch import rundirs
 from segwatch.errors import SinkError
 from segwatch.storage import is_url
+from segwatch.storage import join as storage_join
 from segwatch.summaries import Summary
 
 log = logging.getLogger(__name__)
@@ -20,6 +23,9 @@ log = logging.getLogger(__name__)
 # Every event file segwatch writes ends with this, so recovery can tell ours from a training job's writer
 # sharing the run directory.
 EVENT_FILE_MARK = ".segwatch"
+# Open event files (one descriptor each) are bounded whatever the number of runs: past this many, the least
+# recently written run's file is closed, and its next epoch starts a new one.
+MAX_OPEN_WRITERS = 64
 
 
 def _tf() -> Any:
@@ -34,6 +40,19 @@ def run_directory(logdir: str, run: str) -> str:
     return rundirs.run_directory(logdir, run)
 
 
+class Sink(Protocol):
+    """Where the processor writes: `write` flushes before returning and raises SinkError when the output is
+    broken."""
+
+    logdir: str
+
+    def write(self, run: str, step: int, summaries: Sequence[Summary]) -> None: ...
+
+    def close_idle(self, idle: float) -> int: ...
+
+    def close(self) -> None: ...
+
+
 class EventSink:
     """Writes summaries to `<logdir>/<run>/` event files and flushes them before returning.
 
@@ -41,13 +60,27 @@ class EventSink:
     that is not above the last one written for its run is refused here rather than silently corrupting a run.
     """
 
-    def __init__(self, logdir: str) -> None:
+    def __init__(
+        self,
+        logdir: str,
+        *,
+        prepare: Callable[[str], None] | None = None,
+        max_open: int = MAX_OPEN_WRITERS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         _tf()  # pay TensorFlow's import at start-up, not in the first epoch's latency
         self.logdir = logdir
-        self._writers: dict[str, Any] = {}
+        # Called with a run directory before its first writer is made (the `{run}` logdir's per-run lock).
+        self._prepare = prepare
+        self._max_open = max_open
+        self._clock = clock
+        # Most recently used last: the first one is closed when a new writer would exceed `max_open`.
+        self._writers: OrderedDict[str, Any] = OrderedDict()
+        self._used: dict[str, float] = {}
         self._suffixes: dict[str, str] = {}
         self._files: dict[str, str] = {}
         self._last_step: dict[str, int] = {}
+        self._created: dict[str, int] = {}
 
     def last_step(self, run: str) -> int | None:
         return self._last_step.get(run)
@@ -85,33 +118,86 @@ class EventSink:
             text = re.sub(r"\{\{[^}]*\}\}", "", str(exc)).strip()
             message = text.splitlines()[0] if text else type(exc).__name__
             raise SinkError(f"{run_directory(self.logdir, run)}: cannot write summaries: {message}") from exc
+        except Exception:
+            # Not the output's fault (the processor contains it), but no record of this step may stay buffered
+            # for the next epoch's flush to carry out under the wrong step.
+            self._discard(run)
+            raise
         self._last_step[run] = step
+
+    def open_writers(self) -> int:
+        return len(self._writers)
+
+    def close_idle(self, idle: float) -> int:
+        """Close the writers of runs that wrote nothing for `idle` seconds; their next epoch opens a new file."""
+        cutoff = self._clock() - idle
+        stale = [run for run, used in self._used.items() if used <= cutoff and run in self._writers]
+        for run in stale:
+            self._retire(run)
+        return len(stale)
+
+    def _retire(self, run: str) -> None:
+        """Flush and close one run's writer (everything it holds was flushed by `write` already)."""
+        self._files.pop(run, None)
+        self._used.pop(run, None)
+        writer = self._writers.pop(run, None)
+        if writer is not None:
+            try:
+                writer.close()
+            except Exception as exc:  # nothing unflushed is in it; a failing close must not stop the others
+                log.warning("run=%s: closing its event file failed: %s", run or ".", exc)
 
     def _writer(self, run: str) -> Any:
         writer = self._writers.get(run)
-        if writer is None:
+        if writer is not None:
+            self._writers.move_to_end(run)
+        else:
             tf = _tf()
+            directory = run_directory(self.logdir, run)
+            if self._prepare is not None:
+                self._prepare(directory)
+            while len(self._writers) >= self._max_open:
+                self._retire(next(iter(self._writers)))
+            self._wait_for_a_new_second(run)
             # pid and timestamp in TensorFlow's own file name do not separate two containers (both pid 1)
             # restarted within one second; the random part does.
             suffix = f".{secrets.token_hex(4)}{EVENT_FILE_MARK}"
             writer = tf.summary.create_file_writer(
-                run_directory(self.logdir, run),
+                directory,
                 max_queue=1000,
                 flush_millis=3_600_000,
                 filename_suffix=suffix,
             )
             self._writers[run] = writer
             self._suffixes[run] = suffix
+            self._files.pop(run, None)
+        self._used[run] = self._clock()
         return writer
 
+    def _wait_for_a_new_second(self, run: str) -> None:
+        """TensorBoard reads a directory's event files in name order, and names start with the creation second
+        (then a per-process counter compared as text: 10 sorts before 9). A run's reopened file must sort after
+        its previous one, or its older steps would arrive last and TensorBoard would purge the newer ones."""
+        now = time.time()
+        previous = self._created.get(run)
+        if previous is not None and int(now) <= previous:
+            time.sleep(previous + 1 - now)
+        self._created[run] = int(time.time())
+
     def _event_file(self, run: str) -> str | None:
-        """The current writer's event file; its name is found once (a glob costs about a millisecond)."""
+        """The current writer's event file, found once by its unique suffix. Listed, not globbed: a run name
+        or logdir such as `lr[0.1]` would be a glob pattern, not itself."""
         path = self._files.get(run)
         if path is None:
-            pattern = run_directory(self.logdir, run).rstrip("/") + "/*" + self._suffixes[run]
-            found = _tf().io.gfile.glob(pattern)
+            directory = run_directory(self.logdir, run)
+            suffix = self._suffixes[run]
+            if is_url(directory):
+                names = [name.rstrip("/") for name in _tf().io.gfile.listdir(directory)]
+            else:
+                names = os.listdir(directory)
+            found = sorted(name for name in names if name.endswith(suffix))
             if found:
-                path = self._files[run] = found[0]
+                path = self._files[run] = storage_join(directory, found[0])
         return path
 
     def _event_file_size(self, run: str) -> int:
@@ -136,6 +222,7 @@ class EventSink:
 
     def _discard(self, run: str) -> None:
         self._files.pop(run, None)
+        self._used.pop(run, None)
         writer = self._writers.pop(run, None)
         if writer is not None:
             try:
@@ -145,6 +232,7 @@ class EventSink:
 
     def close(self) -> None:
         self._files.clear()
+        self._used.clear()
         for run in list(self._writers):
             writer = self._writers.pop(run)
             writer.flush()

@@ -87,12 +87,22 @@ def subdirectories(path: str) -> list[str]:
 
 
 def glob_in(directory: str, name_pattern: str) -> list[str]:
-    """Files in `directory` whose names match the shell pattern `name_pattern`."""
-    if not is_url(directory):
-        import glob as local
+    """Files in `directory` whose names match the shell pattern `name_pattern`. The directory is listed, not
+    globbed, so its own name may hold glob characters (`lr[0.1]`)."""
+    import fnmatch
 
-        return sorted(local.glob(os.path.join(local.escape(directory), name_pattern)))
-    return sorted(_gfile().glob(join(directory, name_pattern)))
+    try:
+        names = os.listdir(directory) if not is_url(directory) else _url_names(directory)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(join(directory, name) for name in names if fnmatch.fnmatchcase(name, name_pattern))
+
+
+def _url_names(directory: str) -> list[str]:
+    gfile = _gfile()
+    if not gfile.isdir(directory):
+        return []
+    return [name.rstrip("/") for name in gfile.listdir(directory)]
 
 
 def _fsync_directory(directory: Path) -> None:
