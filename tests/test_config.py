@@ -356,7 +356,9 @@ def test_bad_palettes_are_refused_naming_the_culprit(palette: Any, needle: str) 
 
 def test_many_class_names_are_checked_quickly() -> None:
     names = [f"class {i}" for i in range(65536)]
-    config = config_from_mapping(minimal(compose={"num_classes": 65536, "class_names": names}), env={})
+    config = config_from_mapping(
+        minimal(compose={"num_classes": 65536, "class_names": names, "ignore_index": None}), env={}
+    )
     assert len(config.compose.class_names) == 65536
 
 
@@ -587,7 +589,7 @@ def test_a_config_far_from_the_defaults_round_trips(write_config: WriteConfig) -
                 "class_axis": "last",
                 "threshold": 0.125,
             },
-            "limits": {"max_file_bytes": 1234, "max_pixels": 1001},
+            "limits": {"max_file_bytes": 1234, "max_pixels": 10201},
             "service": {
                 "shutdown_grace": "1.25s",
                 "status_interval": 0,
@@ -601,3 +603,60 @@ def test_a_config_far_from_the_defaults_round_trips(write_config: WriteConfig) -
     assert config.compose.class_names == ("no", "yes")
     again = load_config(write_config(render_config(config), name="rendered/again.yaml"), env={})
     assert again == config
+
+
+# --- worst cases that must not pass, and messages that stay short ---------------------------------------
+
+
+def test_composites_that_cannot_fit_are_refused_naming_the_key_and_the_bound() -> None:
+    with pytest.raises(ConfigError) as caught:
+        config_from_mapping(minimal(compose={"size": [20000, 20000], "max_items": 16}), env={})
+    message = str(caught.value)
+    assert "compose.size: 20000 x 20000 pixels x 2 panels x 16 items" in message
+    assert "12,800,000,000 pixels, above limits.max_pixels (1,000,000,000)" in message
+    # Raising the bound is the user's call, and then it passes.
+    config_from_mapping(
+        minimal(compose={"size": [20000, 20000], "max_items": 16}, limits={"max_pixels": "20G"}), env={}
+    )
+
+
+def test_an_ignore_index_inside_the_classes_is_refused() -> None:
+    with pytest.raises(
+        ConfigError, match=r"compose\.ignore_index: expected an id outside the classes 0\.\.299"
+    ):
+        config_from_mapping(minimal(compose={"num_classes": 300}), env={})
+
+
+def test_a_yaml_alias_bomb_is_refused_at_load(write_config: WriteConfig) -> None:
+    levels = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    for level in range(1, 10):
+        levels.append(f"{chr(97 + level)}: &{chr(97 + level)} [{', '.join([f'*{chr(96 + level)}'] * 10)}]")
+    bomb = "\n".join(
+        ["lol:", *("  " + line for line in levels), "watch: {root: dumps}", "tensorboard: {logdir: tb}"]
+    )
+    path = write_config(bomb)
+    with pytest.raises(ConfigError, match="aliases expand to more than 10,000 values") as caught:
+        load_config(path, env={})
+    assert len(str(caught.value)) < 1000
+
+
+def test_a_few_aliases_still_work(write_config: WriteConfig) -> None:
+    path = write_config(
+        "size: &size [64, 64]\nwatch: {root: dumps}\ntensorboard: {logdir: tb}\ncompose: {size: *size}\n"
+    )
+    with pytest.raises(ConfigError, match="size: unknown key"):
+        load_config(path, env={})
+    path = write_config(
+        "watch: &w {root: dumps}\ntensorboard: {logdir: tb}\ncompose: {panels: &p [gt, pred]}\n"
+    )
+    assert load_config(path, env={}).compose.panels == ("gt", "pred")
+
+
+def test_messages_clip_what_they_quote() -> None:
+    huge = ["x" * 1000] * 10_000
+    with pytest.raises(ConfigError) as caught:
+        config_from_mapping(minimal(compose={"panels": huge, "size": "y" * 100_000}), env={})
+    assert len(str(caught.value)) < 1500, str(caught.value)[:3000]
+    with pytest.raises(ConfigError) as caught:
+        config_from_mapping(minimal(compose={"num_classes": 10**5000}), env={})
+    assert "an integer of 16610 bits" in str(caught.value)

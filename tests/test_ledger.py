@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from segwatch.ledger import LEDGER_NAME, Ledger
+from segwatch.ledger import JOURNAL_NAME, LEDGER_NAME, Ledger
 
 
 def test_commits_survive_a_reopen(tmp_path):
@@ -17,7 +17,8 @@ def test_commits_survive_a_reopen(tmp_path):
     assert [e for e in range(7) if again.is_done("run", e)] == [0, 1, 2, 5]
     assert again.set_aside_fingerprint("run", 3) == "abc"
     assert again.last_epoch("other") is None
-    # Contiguous epochs are stored as ranges, so a long run stays small.
+    # Contiguous epochs are stored as ranges, so a long run stays small (in the snapshot closing writes).
+    ledger.close()
     assert json.loads((tmp_path / LEDGER_NAME).read_text())["runs"]["run"]["done"] == [[0, 2], [5, 5]]
 
 
@@ -32,7 +33,9 @@ def test_leaves_no_temporary_files(tmp_path):
     ledger = Ledger.open(tmp_path)
     for epoch in range(20):
         ledger.commit("r", epoch)
-    assert [p.name for p in tmp_path.iterdir()] == [LEDGER_NAME]
+    assert [p.name for p in tmp_path.iterdir()] == [JOURNAL_NAME]
+    ledger.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [JOURNAL_NAME, LEDGER_NAME]
 
 
 @pytest.mark.parametrize(
@@ -75,4 +78,78 @@ def test_a_failed_write_changes_nothing(tmp_path, monkeypatch):
     monkeypatch.undo()
     ledger.commit("r", 1)
     assert [e for e in range(3) if Ledger.open(tmp_path).is_done("r", e)] == [0, 1]
-    assert [p.name for p in tmp_path.iterdir()] == [LEDGER_NAME]
+    assert [p.name for p in tmp_path.iterdir()] == [JOURNAL_NAME]
+
+
+def _bytes_written() -> int:
+    """Bytes this process has passed to write(2) so far (Linux /proc accounting)."""
+    with open("/proc/self/io") as io:
+        return next(int(line.split()[1]) for line in io if line.startswith("wchar:"))
+
+
+def _bytes_per_commit(tmp_path, runs: int, commits: int = 150) -> float:
+    """Average bytes written by one commit into a ledger whose history holds `runs` runs."""
+    tmp_path.mkdir()
+    history = {
+        # Gaps and set-aside epochs keep the ranges from merging: a history that really grows with each run.
+        f"run-{run}": {
+            "done": [[0, 0], [2, 2], [4, 4]],
+            "set_aside": {"3": {"reason": "bad file " * 4, "fingerprint": "0123456789abcdef"}},
+        }
+        for run in range(runs)
+    }
+    (tmp_path / LEDGER_NAME).write_text(json.dumps({"version": 1, "runs": history}))
+    ledger = Ledger.open(tmp_path)
+    before = _bytes_written()
+    for epoch in range(10, 10 + commits):
+        ledger.commit("run-0", epoch * 2)
+    return (_bytes_written() - before) / commits
+
+
+def test_commit_cost_does_not_grow_with_history(tmp_path):
+    small = _bytes_per_commit(tmp_path / "small", runs=10)
+    large = _bytes_per_commit(tmp_path / "large", runs=2000)
+    # The large history's snapshot is ~200 KB: rewriting it per commit, as before the journal, would show.
+    assert (tmp_path / "large" / LEDGER_NAME).stat().st_size > 100_000
+    assert large < 1.5 * small and large < 200, (small, large)
+
+
+def test_the_journal_is_folded_into_the_snapshot_once_it_outgrows_it(tmp_path, monkeypatch):
+    import segwatch.ledger
+
+    monkeypatch.setattr(segwatch.ledger, "_COMPACT_MIN_BYTES", 512)
+    ledger = Ledger.open(tmp_path)
+    sizes = []
+    for epoch in range(0, 200, 2):
+        ledger.commit("r", epoch)
+        sizes.append((tmp_path / JOURNAL_NAME).stat().st_size)
+    # Bounded by the larger of the floor and the snapshot: the rewriting is paid once per that many bytes.
+    snapshot = (tmp_path / LEDGER_NAME).stat().st_size
+    assert max(sizes) <= max(512, snapshot) + 64 and min(sizes) == 0, sizes
+    assert [e for e in range(200) if Ledger.open(tmp_path).is_done("r", e)] == list(range(0, 200, 2))
+
+
+def test_journal_survives_a_torn_last_line_and_old_snapshots_load(tmp_path):
+    # A snapshot as written before the journal existed loads as it is.
+    (tmp_path / LEDGER_NAME).write_text(
+        json.dumps({"version": 1, "runs": {"r": {"done": [[0, 3]], "set_aside": {}}}})
+    )
+    ledger = Ledger.open(tmp_path)
+    ledger.commit("r", 4)
+    # A kill in the middle of an append leaves a line without its end.
+    with open(tmp_path / JOURNAL_NAME, "ab") as journal:
+        journal.write(b'{"done": [5], "ru')
+    reopened = Ledger.open(tmp_path)
+    assert [e for e in range(7) if reopened.is_done("r", e)] == [0, 1, 2, 3, 4]
+    reopened.commit("r", 6)
+    assert [e for e in range(7) if Ledger.open(tmp_path).is_done("r", e)] == [0, 1, 2, 3, 4, 6]
+
+
+def test_stale_temporary_files_are_removed(tmp_path):
+    from segwatch.ledger import remove_stale_temps
+
+    for name in (f"{LEDGER_NAME}.abc123.tmp", f"{LEDGER_NAME}.zz.tmp"):
+        (tmp_path / name).write_text("torn")
+    (tmp_path / "keep.tmp").write_text("not ours")
+    assert remove_stale_temps(str(tmp_path)) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.tmp"]

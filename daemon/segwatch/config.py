@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import reprlib
 from collections import Counter
 from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
@@ -73,6 +74,24 @@ PaletteSpec = str | tuple[tuple[int, int, int], ...]
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
 
+# A config value quoted in a message is clipped: one line per problem, whatever a file (or an alias bomb) holds.
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel, _SHOWN.maxstring, _SHOWN.maxother = 3, 80, 80
+_SHOWN.maxdict = _SHOWN.maxlist = _SHOWN.maxtuple = _SHOWN.maxset = 6
+# Values a YAML document may expand to through its aliases (`*anchor`); a real config has a few hundred.
+MAX_YAML_VALUES = 10_000
+
+
+def _shown(value: object) -> str:
+    """repr(value), clipped; never formats an unbounded number or walks an unbounded structure."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        return f"an integer of {value.bit_length()} bits"
+    try:
+        return _SHOWN.repr(value)
+    except Exception:
+        return f"a {type(value).__name__} that cannot be shown"
+
+
 # --- value kinds: each parses what people write and says what it expected when that fails -------------
 
 
@@ -81,7 +100,7 @@ def _one_of(kind: object) -> BeforeValidator:
 
     def check(value: object) -> object:
         if not isinstance(value, str) or value not in choices:
-            raise ValueError(f"expected one of {', '.join(choices)}, got {value!r}")
+            raise ValueError(f"expected one of {', '.join(choices)}, got {_shown(value)}")
         return value
 
     return BeforeValidator(check)
@@ -93,9 +112,9 @@ def _integer(low: int, high: int | None = None) -> BeforeValidator:
     def check(value: object) -> int:
         # bool is an int subclass, and YAML turns `yes` into True: that is never a count.
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"expected {wanted}, got {value!r}")
+            raise ValueError(f"expected {wanted}, got {_shown(value)}")
         if value < low or (high is not None and value > high):
-            raise ValueError(f"expected {wanted}, got {value!r}")
+            raise ValueError(f"expected {wanted}, got {_shown(value)}")
         return value
 
     return BeforeValidator(check)
@@ -106,7 +125,7 @@ def _duration(*, allow_zero: bool) -> BeforeValidator:
         seconds = parse_duration(value)
         if seconds < 0 or (seconds == 0 and not allow_zero):
             wanted = "a duration >= 0" if allow_zero else "a positive duration"
-            raise ValueError(f"expected {wanted}, got {value!r}")
+            raise ValueError(f"expected {wanted}, got {_shown(value)}")
         return seconds
 
     return BeforeValidator(check)
@@ -116,7 +135,7 @@ def _positive(parse: Callable[[object], int], what: str) -> BeforeValidator:
     def check(value: object) -> int:
         amount = parse(value)
         if amount <= 0:
-            raise ValueError(f"expected a positive {what}, got {value!r}")
+            raise ValueError(f"expected a positive {what}, got {_shown(value)}")
         return amount
 
     return BeforeValidator(check)
@@ -138,10 +157,10 @@ Count = Annotated[int, _positive(parse_count, "count"), PlainSerializer(_count_t
 def _backoff(value: object) -> tuple[float, float]:
     wanted = "two positive durations [first, longest] with first <= longest"
     if not isinstance(value, list | tuple) or len(value) != 2:
-        raise ValueError(f"expected {wanted}, got {value!r}")
+        raise ValueError(f"expected {wanted}, got {_shown(value)}")
     first, longest = (parse_duration(part) for part in value)
     if not 0 < first <= longest:
-        raise ValueError(f"expected {wanted}, got {value!r}")
+        raise ValueError(f"expected {wanted}, got {_shown(value)}")
     return first, longest
 
 
@@ -151,7 +170,7 @@ def _panel_size(value: object) -> tuple[int, int]:
         or len(value) != 2
         or not all(isinstance(side, int) and not isinstance(side, bool) and side > 0 for side in value)
     ):
-        raise ValueError(f"expected two positive integers, got {value!r}")
+        raise ValueError(f"expected two positive integers, got {_shown(value)}")
     return value[0], value[1]
 
 
@@ -164,21 +183,21 @@ def _panels(value: object) -> tuple[str, ...]:
         or len(set(value)) != len(value)
     ):
         raise ValueError(
-            f"expected a non-empty list of distinct panels from {', '.join(choices)}, got {value!r}"
+            f"expected a non-empty list of distinct panels from {', '.join(choices)}, got {_shown(value)}"
         )
     return tuple(value)
 
 
 def _unit_interval(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
-        raise ValueError(f"expected a number between 0 and 1 (exclusive), got {value!r}")
+        raise ValueError(f"expected a number between 0 and 1 (exclusive), got {_shown(value)}")
     return float(value)
 
 
 def _flag(value: object) -> bool:
     # Only true/false (YAML's yes/no included): "0" or "off" typed as a string is a mistake, not a choice.
     if not isinstance(value, bool):
-        raise ValueError(f"expected true or false, got {value!r}")
+        raise ValueError(f"expected true or false, got {_shown(value)}")
     return value
 
 
@@ -190,21 +209,21 @@ def _host(value: object) -> str:
         or value.startswith(("-", "."))
     ):
         raise ValueError(
-            f"expected an IP address or host name such as 127.0.0.1, 0.0.0.0 or ::, got {value!r}"
+            f"expected an IP address or host name such as 127.0.0.1, 0.0.0.0 or ::, got {_shown(value)}"
         )
     return value
 
 
 def _optional_integer(value: object) -> int | None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-        raise ValueError(f"expected an integer or null, got {value!r}")
+        raise ValueError(f"expected an integer or null, got {_shown(value)}")
     return value
 
 
 def _path_text(value: object, wanted: str) -> str:
     text = os.fspath(value) if isinstance(value, os.PathLike) else value
     if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"expected {wanted}, got {value!r}")
+        raise ValueError(f"expected {wanted}, got {_shown(value)}")
     return text
 
 
@@ -213,7 +232,7 @@ def _under(base: Path, text: str) -> Path:
         path = Path(text).expanduser()
     except RuntimeError:
         raise ValueError(
-            f"expected a path whose ~ can be expanded (no home directory known), got {text!r}"
+            f"expected a path whose ~ can be expanded (no home directory known), got {_shown(text)}"
         ) from None
     # Joined, not resolved: resolving would follow symlinks and change what a later `..` refers to.
     return path if path.is_absolute() else base / path
@@ -231,16 +250,16 @@ def _check_logdir_run(text: str) -> None:
     if count == 0:
         return
     if count > 1:
-        raise ValueError(f"expected '{{run}}' at most once, got {text!r}")
+        raise ValueError(f"expected '{{run}}' at most once, got {_shown(text)}")
     scheme = _URL.match(text)
     path = text[scheme.end() :] if scheme else text
     if scheme:
         host, slash, path = path.partition("/")
         if "{run}" in host or not slash:
-            raise ValueError(f"expected '{{run}}' in the path of the URL, not its host, got {text!r}")
+            raise ValueError(f"expected '{{run}}' in the path of the URL, not its host, got {_shown(text)}")
     if "{run}" not in path.split("/"):
         raise ValueError(
-            f"expected '{{run}}' as a whole path segment such as '/runs/{{run}}/tb', got {text!r}"
+            f"expected '{{run}}' as a whole path segment such as '/runs/{{run}}/tb', got {_shown(text)}"
         )
 
 
@@ -317,7 +336,7 @@ class WatchConfig(BaseModel):
     def _root_under_base(cls, value: object, info: ValidationInfo) -> Path:
         text = _path_text(value, "a local directory path")
         if _URL.match(text):
-            raise ValueError(f"expected a local directory path, got {value!r}")
+            raise ValueError(f"expected a local directory path, got {_shown(value)}")
         return _under(_base_dir(info), text)
 
     @field_validator("pattern", mode="before")
@@ -329,10 +348,12 @@ class WatchConfig(BaseModel):
     @classmethod
     def _valid_roles(cls, value: object) -> dict[str, str]:
         if not isinstance(value, Mapping):
-            raise ValueError(f"expected a mapping of roles (gt, pred, image) to patterns, got {value!r}")
+            raise ValueError(
+                f"expected a mapping of roles (gt, pred, image) to patterns, got {_shown(value)}"
+            )
         for role, text in value.items():
             if role not in ("gt", "pred", "image"):
-                raise ValueError(f"expected roles among gt, pred, image, got {role!r}")
+                raise ValueError(f"expected roles among gt, pred, image, got {_shown(role)}")
             try:
                 check_pattern(text, key=role)
             except ValueError as exc:
@@ -385,7 +406,7 @@ class TensorBoardConfig(BaseModel):
     def _valid_tag_prefix(cls, value: object) -> str:
         if not isinstance(value, str) or not value.strip() or value.startswith("/") or value.endswith("/"):
             raise ValueError(
-                f"expected a non-empty tag prefix without a leading or trailing '/', got {value!r}"
+                f"expected a non-empty tag prefix without a leading or trailing '/', got {_shown(value)}"
             )
         return value
 
@@ -447,6 +468,7 @@ class ComposeConfig(BaseModel):
     )
     ignore_index: Annotated[int | None, BeforeValidator(_optional_integer)] = Field(
         default=255,
+        validate_default=True,
         description="Label of pixels that belong to no class (drawn in their own colour, left out of "
         "metrics), or null if there is none.",
     )
@@ -471,7 +493,7 @@ class ComposeConfig(BaseModel):
         if not isinstance(value, list | tuple) or not all(
             isinstance(name, str) and name.strip() for name in value
         ):
-            raise ValueError(f"expected a list of non-empty names, got {value!r}")
+            raise ValueError(f"expected a list of non-empty names, got {_shown(value)}")
         repeated = sorted(name for name, times in Counter(value).items() if times > 1)
         if repeated:
             # Names label per-class tags and legends; two classes with one name could not be told apart.
@@ -485,10 +507,22 @@ class ComposeConfig(BaseModel):
     @classmethod
     def _buildable_palette(cls, value: object, info: ValidationInfo) -> PaletteSpec:
         if not isinstance(value, str | list | tuple):
-            raise ValueError(f"expected a palette name or a list of [r, g, b] colours, got {value!r}")
+            raise ValueError(f"expected a palette name or a list of [r, g, b] colours, got {_shown(value)}")
         # An invalid num_classes is reported on its own; one class still checks the name and the colours.
         build_palette(value, info.data.get("num_classes", 1))
         return value if isinstance(value, str) else tuple(tuple(colour) for colour in value)
+
+    @field_validator("ignore_index", mode="after")
+    @classmethod
+    def _ignore_index_is_no_class(cls, value: int | None, info: ValidationInfo) -> int | None:
+        # The renderer keeps ignore apart from the classes; checked here so check-config and a reload say so.
+        num_classes = info.data.get("num_classes")
+        if value is not None and num_classes is not None and 0 <= value < num_classes:
+            raise ValueError(
+                f"expected an id outside the classes 0..{num_classes - 1} (compose.num_classes), or null; "
+                f"got {value}, which is also a class id"
+            )
+        return value
 
 
 class MetricsConfig(BaseModel):
@@ -610,6 +644,21 @@ class Config(BaseModel):
         )
 
     @model_validator(mode="after")
+    def _composite_fits(self) -> Config:
+        """The worst epoch must fit: every item shown, each panel at full size, held at once while encoding."""
+        compose, limit = self.compose, self.limits.max_pixels
+        height, width = compose.size
+        pixels = height * width * len(compose.panels) * compose.max_items
+        if pixels > limit:
+            raise ValueError(
+                f"compose.size: {height} x {width} pixels x {len(compose.panels)} panels x {compose.max_items} "
+                f"items (compose.max_items) makes composites of {pixels:,} pixels, above "
+                f"limits.max_pixels ({limit:,}); lower compose.size or compose.max_items, or raise "
+                "limits.max_pixels"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _layout_can_match(self) -> Config:
         if self.watch.fixed_gt is not None and "gt" in self.watch.roles:
             raise ValueError("watch.fixed_gt and watch.roles.gt both set the ground truth: keep one")
@@ -618,7 +667,7 @@ class Config(BaseModel):
             raise ValueError(
                 "tensorboard.logdir contains {run} but watch.pattern does not: every epoch would be the "
                 f"unnamed run; put {{run}} in watch.pattern or remove it from the logdir, got "
-                f"{self.tensorboard.logdir!r}"
+                f"{_shown(self.tensorboard.logdir)}"
             )
         return self
 
@@ -627,7 +676,15 @@ class Config(BaseModel):
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """A safe YAML loader that refuses duplicate keys, which plain loading silently resolves to the last."""
+    """A safe YAML loader that refuses duplicate keys, which plain loading silently resolves to the last, and
+    documents whose aliases expand beyond MAX_YAML_VALUES values (a "billion laughs" alias bomb: tiny on
+    disk, gigabytes once anything walks it)."""
+
+    def get_single_node(self) -> yaml.Node | None:
+        node = super().get_single_node()
+        if node is not None:
+            _check_expansion(node)
+        return node
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
         seen: set[Hashable] = set()
@@ -639,12 +696,49 @@ class _StrictLoader(yaml.SafeLoader):
                 raise yaml.constructor.ConstructorError(
                     "while constructing a mapping",
                     node.start_mark,
-                    f"found duplicate key {key!r}",
+                    f"found duplicate key {_shown(key)}",
                     key_node.start_mark,
                 )
             if isinstance(key, Hashable):
                 seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Count the values `root` expands to, each alias counted in full, without expanding anything."""
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if key in sizes:
+            continue
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        if not children_done:
+            if key in on_path:
+                raise yaml.constructor.ConstructorError(
+                    None, None, "found a recursive alias", node.start_mark
+                )
+            on_path.add(key)
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if id(child) not in sizes)
+            continue
+        on_path.discard(key)
+        total = 1 + sum(sizes.get(id(child), 0) for child in children)
+        if total > MAX_YAML_VALUES:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"its aliases expand to more than {MAX_YAML_VALUES:,} values (an alias bomb?); "
+                "write the values out or use fewer aliases",
+                node.start_mark,
+            )
+        sizes[key] = total
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
@@ -723,7 +817,9 @@ def _apply_env(data: dict[Any, Any], env: Mapping[str, str]) -> tuple[list[str],
             continue
         section, _, key = rest.lower().partition("__")
         if section not in sections:
-            problems.append(f"{name}: unknown section {section!r}, expected one of {', '.join(sections)}")
+            problems.append(
+                f"{name}: unknown section {_shown(section)}, expected one of {', '.join(sections)}"
+            )
             continue
         if key not in sections[section].model_fields:
             problems.append(f"{name}: unknown key {section}.{key}{_suggestion(key, sections[section])}")
@@ -734,7 +830,7 @@ def _apply_env(data: dict[Any, Any], env: Mapping[str, str]) -> tuple[list[str],
         except yaml.YAMLError:
             parsed = False
         if not parsed:
-            problems.append(f"{name}: expected a YAML scalar or a [list], got {env[name]!r}")
+            problems.append(f"{name}: expected a YAML scalar or a [list], got {_shown(env[name])}")
             continue
         current = data.get(section)
         if current is None:
@@ -767,10 +863,10 @@ def _describe(error: ErrorDetails, sources: Mapping[tuple[str, str], str]) -> st
         # The exception itself carries our message; error["msg"] would add pydantic's "Value error, ".
         text = str(error.get("ctx", {}).get("error", error["msg"]))
     elif kind in ("model_type", "model_attributes_type", "dict_type"):
-        text = f"expected a mapping, got {error['input']!r}"
+        text = f"expected a mapping, got {_shown(error['input'])}"
     else:
         msg = error["msg"]
-        text = f"{msg[:1].lower()}{msg[1:]}, got {error['input']!r}"
+        text = f"{msg[:1].lower()}{msg[1:]}, got {_shown(error['input'])}"
     source = sources.get((str(loc[0]), str(loc[1]))) if len(loc) >= 2 else None
     # Checks across sections name their keys themselves.
     where = f"{_key_path(loc)}: " if loc else ""

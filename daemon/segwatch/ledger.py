@@ -162,7 +162,8 @@ class Ledger:
             self.compact()
 
     def _append(self, line: bytes) -> None:
-        fd = os.open(self.journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        os.makedirs(os.path.dirname(self.journal_path) or ".", exist_ok=True)
+        fd = os.open(self.journal_path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
         try:
             size = os.fstat(fd).st_size
             if self._journal_bytes is None and size:
