@@ -31,11 +31,22 @@ def test_items_of_different_shapes_get_one_file_each(tmp_path):
     assert sorted(p.name for p in target.iterdir()) == ["gt_0.npy", "gt_1.npy", "pred_0.npy", "pred_1.npy"]
 
 
-def test_an_epoch_is_never_rewritten(tmp_path):
-    gt = np.zeros((4, 4), np.uint8)
-    save_epoch(tmp_path, 1, gt=gt, pred=gt)
-    with pytest.raises(FileExistsError):
-        save_epoch(tmp_path, 1, gt=gt, pred=gt)
+def test_a_resumed_job_dumping_an_epoch_again_replaces_it_whole_without_raising(tmp_path):
+    old, new = np.zeros((4, 4), np.uint8), np.ones((2, 3), np.uint8)
+    save_epoch(tmp_path, 1, gt=[old, old], pred=[old, old], image=[old, old])
+    target = save_epoch(tmp_path, 1, gt=new, pred=new)
+    # Nothing of the old epoch is left beside the new one, and nothing hidden is left behind.
+    assert sorted(p.name for p in target.iterdir()) == ["gt.npy", "pred.npy"]
+    np.testing.assert_array_equal(np.load(target / "gt.npy"), new)
+    assert [p.name for p in tmp_path.iterdir()] == ["epoch_1"]
+
+
+def test_overwrite_false_keeps_the_existing_epoch(tmp_path):
+    old, new = np.zeros((4, 4), np.uint8), np.ones((4, 4), np.uint8)
+    save_epoch(tmp_path, 1, gt=old, pred=old)
+    target = save_epoch(tmp_path, 1, gt=new, pred=new, overwrite=False)
+    np.testing.assert_array_equal(np.load(target / "pred.npy"), old)
+    assert [p.name for p in tmp_path.iterdir()] == ["epoch_1"]
 
 
 @pytest.mark.parametrize("run", ["", ".hidden", "a/b"])

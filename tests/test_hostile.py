@@ -9,7 +9,6 @@ waited for (`once` reports it as not ready; `run` warns once when it stays short
 from __future__ import annotations
 
 import io
-import json
 import os
 import pathlib
 import pickle
@@ -27,7 +26,7 @@ import pytest
 import yaml
 
 from segwatch.cli import one_line
-from segwatch.ledger import LEDGER_NAME
+from segwatch.ledger import read_document
 
 from conftest import blob_labels, read_images
 
@@ -498,10 +497,7 @@ def shown(path: Path) -> str:
 
 
 def ledger(logdir: Path) -> dict[str, dict[str, object]]:
-    try:
-        return json.loads((logdir / LEDGER_NAME).read_text())["runs"]
-    except (OSError, ValueError, KeyError):
-        return {}
+    return read_document(logdir)["runs"]
 
 
 def done_epochs(logdir: Path) -> dict[str, set[int]]:

@@ -1,5 +1,5 @@
 import sys
 
-from segwatch.cli import main
+from segwatch.entry import main
 
 sys.exit(main())

@@ -118,11 +118,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits by itself on --help and usage errors
         return int(exc.code or 0)
+    from segwatch.signals import hold_early, release_early
+
     if args.command == "run":
         # Before anything slow (the config, TensorFlow): a SIGHUP or SIGTERM now must not kill the process.
-        from segwatch.signals import hold_early
-
         hold_early()
+    else:
+        release_early()
     configure_logging(args.log_level, args.log_format)
     try:
         if args.command == "check-config":

@@ -36,16 +36,21 @@ def save_epoch(
     pred: ArrayOrItems,
     image: ArrayOrItems | None = None,
     run: str | None = None,
+    overwrite: bool = True,
 ) -> Path:
     """Write one epoch atomically and return its directory.
 
     Each role is one array ((H,W) or a (N,...) batch), or a list of arrays for a batch whose items differ in
-    shape; a list is written as `gt_0.npy`, `gt_1.npy`, ... An epoch that already exists is an error: segwatch
-    never rewrites a step it may have logged.
+    shape; a list is written as `gt_0.npy`, `gt_1.npy`, ...
+
+    An epoch that already exists (a job resumed from a checkpoint dumps its last epochs again) never raises
+    inside training: with `overwrite=True` (the default) the new epoch replaces the old one whole, and segwatch
+    reports the re-dump once if it had logged the old one (`segwatch relog` shows the new data); with
+    `overwrite=False` the existing epoch is kept and nothing is written.
     """
     target = epoch_directory(root, epoch, run)
-    if target.exists():
-        raise FileExistsError(f"{target} already exists")
+    if target.exists() and not overwrite:
+        return target
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
     staging.mkdir()
@@ -58,11 +63,32 @@ def save_epoch(
             else:
                 for index, array in enumerate(value):
                     _save(staging / f"{role}_{index}.npy", np.asarray(array))
-        os.rename(staging, target)
+        _publish(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
+
+
+def _publish(staging: Path, target: Path) -> None:
+    """Rename the staged epoch into place; an existing one is first moved aside under a hidden name (which
+    the dump pattern never matches), so a reader sees the old epoch or the new one, never a mix."""
+    try:
+        os.rename(staging, target)
+        return
+    except OSError as exc:
+        if not target.exists():
+            raise
+        first_error = exc
+    old = target.parent / f".{target.name}.{secrets.token_hex(4)}.old"
+    try:
+        os.rename(target, old)
+    except FileNotFoundError:
+        pass  # removed meanwhile: the rename below is all there is to do
+    except OSError:
+        raise first_error from None
+    os.rename(staging, target)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _save(path: Path, array: np.ndarray) -> None:

@@ -127,6 +127,11 @@ class Health:
         )
         for reason in ("late", "already_done"):
             self._skipped.labels(reason=reason)
+        self._redumped = Counter(
+            "segwatch_epochs_redumped",
+            "Logged epochs whose files were dumped again afterwards (left as logged; the log says how to relog).",
+            registry=self.registry,
+        )
         self._backlog_gauge = Gauge(
             "segwatch_backlog_epochs",
             "Epochs seen on disk and not yet logged or set aside.",
@@ -201,6 +206,9 @@ class Health:
                 self._skipped.labels(reason="already_done").inc()
             # NOT_READY is neither done nor failed: the epoch is looked at again and counted then.
             self._changed.notify_all()
+
+    def record_redump(self) -> None:
+        self._redumped.inc()
 
     def set_output_failing(self, failing: bool) -> None:
         self._output_failing.set(1 if failing else 0)

@@ -40,10 +40,21 @@ class SetAside:
     fingerprint: str
 
 
+# Fingerprints of the files of this many of a run's latest logged epochs are kept, to notice a re-dump (a job
+# resumed from a checkpoint writes its last epochs again) without the ledger growing with the history.
+KEEP_FINGERPRINTS = 8
+
+
 @dataclass
 class RunRecord:
     done: set[int] = field(default_factory=set)
     set_aside: dict[int, SetAside] = field(default_factory=dict)
+    fingerprints: dict[int, str] = field(default_factory=dict)
+
+    def keep(self, epoch: int, fingerprint: str) -> None:
+        self.fingerprints[epoch] = fingerprint
+        for old in sorted(self.fingerprints)[:-KEEP_FINGERPRINTS]:
+            del self.fingerprints[old]
 
     @property
     def last_epoch(self) -> int | None:
@@ -94,14 +105,16 @@ class Ledger:
                 entry = json.loads(line.decode("utf-8"))
                 run = str(entry["run"])
                 old = runs.get(run, RunRecord())
-                record = RunRecord(set(old.done), dict(old.set_aside))
+                record = RunRecord(set(old.done), dict(old.set_aside), dict(old.fingerprints))
+                for epoch_text, fingerprint in entry.get("fingerprints", {}).items():
+                    record.keep(int(epoch_text), str(fingerprint))
                 if "done" in entry:
                     for epoch in entry["done"]:
                         if not isinstance(epoch, int) or epoch < 0:
                             raise ValueError(f"bad epoch {epoch!r}")
                         record.done.add(epoch)
                         record.set_aside.pop(epoch, None)
-                else:
+                elif "set_aside" in entry:
                     aside = entry["set_aside"]
                     record.set_aside[int(aside["epoch"])] = SetAside(
                         str(aside["reason"]), str(aside["fingerprint"])
@@ -128,25 +141,43 @@ class Ledger:
         entry = None if record is None else record.set_aside.get(epoch)
         return None if entry is None else entry.fingerprint
 
-    def commit(self, run: str, epoch: int) -> None:
-        """Record that `epoch` of `run` is flushed to the event files."""
-        self.commit_all(run, [epoch])
+    def commit(self, run: str, epoch: int, fingerprint: str | None = None) -> None:
+        """Record that `epoch` of `run` is flushed to the event files (and the fingerprint of its files)."""
+        self.commit_all(run, [epoch], fingerprint=fingerprint)
 
-    def commit_all(self, run: str, epochs: list[int]) -> None:
+    def commit_all(self, run: str, epochs: list[int], *, fingerprint: str | None = None) -> None:
         """Record several flushed epochs, in ascending order, with one write."""
         old = self.runs.get(run, RunRecord())
-        record = RunRecord(set(old.done), dict(old.set_aside))
+        record = RunRecord(set(old.done), dict(old.set_aside), dict(old.fingerprints))
         for epoch in epochs:
             last = record.last_epoch
             if last is not None and epoch <= last:
                 raise ValueError(f"run {run!r}: epoch {epoch} is not above the last committed epoch {last}")
             record.done.add(epoch)
             record.set_aside.pop(epoch, None)
-        self._change({**self.runs, run: record}, {"run": run, "done": list(epochs)})
+        entry: dict[str, Any] = {"run": run, "done": list(epochs)}
+        if fingerprint is not None and epochs:
+            record.keep(epochs[-1], fingerprint)
+            entry["fingerprints"] = {str(epochs[-1]): fingerprint}
+        self._change({**self.runs, run: record}, entry)
+
+    def done_fingerprint(self, run: str, epoch: int) -> str | None:
+        """The fingerprint the files of a logged epoch had when it was logged (recent epochs only)."""
+        record = self.runs.get(run)
+        return None if record is None else record.fingerprints.get(epoch)
+
+    def note_fingerprint(self, run: str, epoch: int, fingerprint: str) -> None:
+        """Remember the current fingerprint of a logged epoch's files, so a re-dump is reported once."""
+        old = self.runs.get(run, RunRecord())
+        record = RunRecord(set(old.done), dict(old.set_aside), dict(old.fingerprints))
+        record.keep(epoch, fingerprint)
+        self._change({**self.runs, run: record}, {"run": run, "fingerprints": {str(epoch): fingerprint}})
 
     def set_aside(self, run: str, epoch: int, *, reason: str, fingerprint: str) -> None:
         old = self.runs.get(run, RunRecord())
-        record = RunRecord(set(old.done), {**old.set_aside, epoch: SetAside(reason, fingerprint)})
+        record = RunRecord(
+            set(old.done), {**old.set_aside, epoch: SetAside(reason, fingerprint)}, dict(old.fingerprints)
+        )
         entry = {"run": run, "set_aside": {"epoch": epoch, "reason": reason, "fingerprint": fingerprint}}
         self._change({**self.runs, run: record}, entry)
 
@@ -260,6 +291,11 @@ class RunLedgers(Ledger):
         self.runs = runs
 
 
+def read_document(logdir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ledger of `logdir`, journal included, as its JSON snapshot holds it (for tools and tests)."""
+    return _render(open_ledger(logdir).runs)
+
+
 def remove_stale_temps(directory: str) -> int:
     """Delete the temporary files of ledger writes a kill interrupted; call only while holding the lock."""
     removed = 0
@@ -296,6 +332,7 @@ def _render(runs: dict[str, RunRecord]) -> dict[str, Any]:
                     str(epoch): {"reason": entry.reason, "fingerprint": entry.fingerprint}
                     for epoch, entry in sorted(record.set_aside.items())
                 },
+                "fingerprints": {str(epoch): fp for epoch, fp in sorted(record.fingerprints.items())},
             }
             for run, record in runs.items()
         },
@@ -313,6 +350,8 @@ def _parse(data: Any) -> dict[str, RunRecord]:
                 int(epoch): SetAside(str(entry["reason"]), str(entry["fingerprint"]))
                 for epoch, entry in raw["set_aside"].items()
             },
+            # Absent from ledgers written before re-dumps were noticed.
+            fingerprints={int(epoch): str(fp) for epoch, fp in raw.get("fingerprints", {}).items()},
         )
     return runs
 

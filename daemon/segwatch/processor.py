@@ -41,6 +41,8 @@ class Outcome(enum.Enum):
 class Result:
     outcome: Outcome
     reason: str = ""
+    # DONE, but the files changed after the epoch was logged (reported once; TensorBoard keeps the first).
+    redumped: bool = False
 
 
 class Processor:
@@ -102,7 +104,7 @@ class Processor:
     def _process(self, artifact: Artifact) -> Result:
         run, epoch = artifact.run, artifact.epoch
         if self.ledger.is_done(run, epoch):
-            return Result(Outcome.DONE)
+            return self._check_redump(artifact)
         fingerprint = artifact_fingerprint(artifact)
         if self.ledger.set_aside_fingerprint(run, epoch) == fingerprint:
             return Result(Outcome.DONE, "set aside earlier, files unchanged")
@@ -134,7 +136,7 @@ class Processor:
         # writing it again would show it twice.
         self.in_flight[run] = (epoch, present | {summary.tag for summary in summaries})
         with self._recording(run, epoch):
-            self.ledger.commit(run, epoch)
+            self.ledger.commit(run, epoch, fingerprint=fingerprint)
         self.in_flight.pop(run, None)
         if not missing:
             log.info(
@@ -150,6 +152,26 @@ class Processor:
             (rendered - started) * 1000,
         )
         return Result(Outcome.LOGGED)
+
+    def _check_redump(self, artifact: Artifact) -> Result:
+        """A logged epoch whose files changed since (a resumed job dumping its last epochs again) is reported
+        once, with the way to show the new data; the event files are left as they are."""
+        run, epoch = artifact.run, artifact.epoch
+        logged = self.ledger.done_fingerprint(run, epoch)
+        if logged is None:
+            return Result(Outcome.DONE)
+        now = artifact_fingerprint(artifact)
+        if now == logged:
+            return Result(Outcome.DONE)
+        log.warning(
+            "run=%s epoch=%d was dumped again after it was logged; TensorBoard keeps what was logged first. "
+            "To show the new files instead, run `segwatch relog` for this run and epoch",
+            run or ".",
+            epoch,
+        )
+        with self._recording(run, epoch):
+            self.ledger.note_fingerprint(run, epoch, now)
+        return Result(Outcome.DONE, "dumped again after it was logged", redumped=True)
 
     @contextlib.contextmanager
     def _recording(self, run: str, epoch: int) -> Iterator[None]:

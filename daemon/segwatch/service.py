@@ -110,11 +110,14 @@ def open_processor(config: Config, locks: Locks | None = None) -> Processor:
     return Processor(renderer, EventSink(logdir, prepare=prepare), ledger, in_flight)
 
 
-def close_processor(processor: Processor) -> None:
+def close_processor(processor: Processor, *, keep_ledger: bool = True) -> None:
+    """Close the event files and fold the ledger's journal; `keep_ledger=False` when the logdir is gone: the
+    old ledger must not be written into whatever now stands at its path."""
     try:
         processor.sink.close()
     finally:
-        processor.ledger.close()
+        if keep_ledger:
+            processor.ledger.close()
 
 
 def run_once(config: Config) -> Tally:
@@ -319,14 +322,15 @@ class Daemon:
                 self.notifier.stopping()
                 self.health.mark_stopping()
             watcher.stop()
-            close_processor(processor)
+            close_processor(processor, keep_ledger=self._restart is None)
 
     def _rescan(self, root: Path, layout: DumpLayout, readiness: Readiness, processor: Processor) -> None:
         reason, self.rescan_reason = self.rescan_reason, None
         started = time.monotonic()
         count = 0
+        first = reason == "start-up scan"
         for relative in scan_tree(root):
-            count += self._note(relative, root, layout, readiness, processor)
+            count += self._note(relative, root, layout, readiness, processor, changed=first)
         log.debug("%s: %d relevant files in %.0f ms", reason, count, (time.monotonic() - started) * 1000)
 
     def _drain_hints(
@@ -337,19 +341,29 @@ class Daemon:
                 relative = self.hints.get_nowait()
             except queue.Empty:
                 return
-            self._note(relative, root, layout, readiness, processor)
+            self._note(relative, root, layout, readiness, processor, changed=True)
 
     def _note(
-        self, relative: str, root: Path, layout: DumpLayout, readiness: Readiness, processor: Processor
+        self,
+        relative: str,
+        root: Path,
+        layout: DumpLayout,
+        readiness: Readiness,
+        processor: Processor,
+        *,
+        changed: bool = False,
     ) -> int:
+        """Hand a file to readiness unless its epoch is finished. `changed` (a live event, or the first scan):
+        a recently logged epoch is looked at again once settled, so that a re-dump of it is reported."""
         noted = 0
         for key in layout.keys(relative):
             if not readiness.wants(key):
                 continue
+            recheck = changed and processor.ledger.done_fingerprint(key.run, key.epoch) is not None
             finished = self._finished.get((key.run, key.epoch))
-            if finished is not None and finished is not Outcome.SET_ASIDE:
+            if finished is not None and finished is not Outcome.SET_ASIDE and not recheck:
                 continue
-            if processor.ledger.is_done(key.run, key.epoch):
+            if processor.ledger.is_done(key.run, key.epoch) and not recheck:
                 continue
             readiness.note(key, str(root / relative))
             noted = 1
@@ -369,6 +383,8 @@ class Daemon:
                 self._output_failed(exc, ready[index:], readiness)
                 return
             self.health.record(artifact.run, artifact.epoch, result.outcome, time.perf_counter() - started)
+            if result.redumped:
+                self.health.record_redump()
             self.notifier.keepalive()
             self._output_recovered()
             key = (artifact.run, artifact.epoch)

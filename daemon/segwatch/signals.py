@@ -2,7 +2,8 @@
 
 Importing TensorFlow and loading the config take seconds; a SIGHUP (a `systemctl reload` racing the start) or a
 SIGTERM in that window must not kill the process with the default action. `hold_early` is the first thing the
-command line does for `run`: it records those signals until `capture_signals` takes over and replays them.
+process does (entry.py, for SIGHUP) and the command line does for `run` (SIGTERM, SIGINT too): it records those
+signals until `capture_signals` takes over and replays them.
 Only the standard library is imported here, so installing the handlers costs nothing.
 """
 
@@ -16,22 +17,14 @@ import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
 
+from segwatch.entry import hold_early, is_early_handler, release_early, take_early
+
+__all__ = ["EXIT_ABANDONED", "Grace", "capture_signals", "hold_early", "release_early"]
+
 log = logging.getLogger(__name__)
 
 # Exit status when the grace period runs out or a second signal arrives: the supervisor may restart us.
 EXIT_ABANDONED = 1
-
-_early: set[int] = set()
-
-
-def _remember(signum: int, frame: FrameType | None) -> None:
-    _early.add(signum)
-
-
-def hold_early() -> None:
-    """Record SIGHUP, SIGTERM and SIGINT until `capture_signals` installs the real handlers."""
-    for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, _remember)
 
 
 class Grace:
@@ -73,13 +66,11 @@ def capture_signals(stop: threading.Event, reload: threading.Event, grace: float
         signal.SIGHUP: on_reload,
     }
     previous = {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}
-    early = set(_early)
-    _early.clear()
-    for signum in sorted(early):
+    for signum in sorted(take_early()):
         handlers[signum](signum, None)
     try:
         yield
     finally:
         for signum, handler in previous.items():
             # The early recorder is no handler to go back to: after the block the defaults apply again.
-            signal.signal(signum, signal.SIG_DFL if handler is _remember else handler)
+            signal.signal(signum, signal.SIG_DFL if is_early_handler(handler) else handler)

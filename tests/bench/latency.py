@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from segwatch.ledger import JOURNAL_NAME, read_document
+
 SETTLE = 0.2
 POLL_INTERVAL = 1.0
 SHAPE = (512, 512)
@@ -34,21 +36,23 @@ def blob_labels(rng: np.random.Generator, num_classes: int = 21, cell: int = 32)
 
 
 def done_epochs(ledger: Path) -> set[int]:
-    try:
-        runs = json.loads(ledger.read_text())["runs"]
-    except (OSError, ValueError, KeyError):
-        return set()
+    runs = read_document(ledger.parent)["runs"]
     return {e for first, last in runs.get("bench", {}).get("done", []) for e in range(first, last + 1)}
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return 0
 
 
 def watch_ledger(ledger: Path, seen: dict[int, float], stop: threading.Event) -> None:
     """Record when each epoch first shows as done; 2 ms resolution is far below what is measured."""
     last_mtime = 0
     while not stop.is_set():
-        try:
-            mtime = ledger.stat().st_mtime_ns
-        except FileNotFoundError:
-            mtime = 0
+        # Commits append to the journal; the snapshot changes only when the journal is folded into it.
+        mtime = max(_mtime(ledger), _mtime(ledger.with_name(JOURNAL_NAME)))
         if mtime != last_mtime:
             last_mtime = mtime
             now = time.perf_counter()

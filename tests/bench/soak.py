@@ -45,6 +45,7 @@ import numpy as np
 import yaml
 
 from segwatch.dump import save_epoch
+from segwatch.ledger import read_document
 
 NUM_CLASSES = 5
 BATCH, HEIGHT, WIDTH = 4, 64, 64
@@ -190,10 +191,7 @@ def prune(root: Path, logdir: Path, run: str, below: int) -> None:
 
 
 def read_ledger(logdir: Path) -> dict[str, dict[str, object]]:
-    try:
-        return json.loads((logdir / ".segwatch-ledger.json").read_text())["runs"]
-    except (OSError, ValueError, KeyError):
-        return {}
+    return read_document(logdir)["runs"]
 
 
 def ledger_counts(logdir: Path) -> tuple[int, int]:

@@ -7,7 +7,6 @@ exactly: panels are stretched to the array size, so each decoded pair is `palett
 from __future__ import annotations
 
 import errno
-import json
 import random
 import shutil
 import signal
@@ -23,7 +22,7 @@ import numpy as np
 import pytest
 
 from segwatch.dump import save_epoch
-from segwatch.ledger import LEDGER_NAME
+from segwatch.ledger import LEDGER_NAME, Ledger
 
 from conftest import raw_record_counts, read_images
 from producer import SIZE, epoch_arrays
@@ -215,14 +214,8 @@ def stays_alive_until(daemon: DaemonProcess, instant: float) -> None:
 
 def ledger_epochs(logdir: Path) -> dict[str, set[int]]:
     """The epochs the ledger records as done, per run (empty while there is no readable ledger)."""
-    try:
-        data = json.loads((logdir / LEDGER_NAME).read_bytes())
-    except (FileNotFoundError, ValueError):
-        return {}
-    return {
-        run: {epoch for first, last in record["done"] for epoch in range(first, last + 1)}
-        for run, record in data["runs"].items()
-    }
+    # Through the ledger's own reader: the snapshot plus the journal of commits since.
+    return {run: set(record.done) for run, record in Ledger.open(logdir).runs.items()}
 
 
 def wait_for_ledger(

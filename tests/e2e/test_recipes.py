@@ -3,7 +3,6 @@ trigger and archive ones followed live by `segwatch run` while a producer writes
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -13,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from segwatch.ledger import read_document
 
 from conftest import blob_labels, raw_record_counts, read_images
 
@@ -126,11 +127,7 @@ def test_recipe_with_segwatch_once(tmp_path, write_config, recipe):
 
 
 def ledger_epochs(logdir: Path, run: str) -> set[int]:
-    try:
-        data = json.loads((logdir / ".segwatch-ledger.json").read_text())
-    except (FileNotFoundError, ValueError):
-        return set()
-    ranges = data["runs"].get(run, {}).get("done", [])
+    ranges = read_document(logdir)["runs"].get(run, {}).get("done", [])
     return {e for first, last in ranges for e in range(first, last + 1)}
 
 
