@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from segwatch import rundirs
+from segwatch import rundirs, storage
 from segwatch.config import Config
 from segwatch.errors import SegwatchError, SinkError
 from segwatch.health import Health, serve_health
@@ -71,8 +71,8 @@ def discover(config: Config) -> tuple[list[Artifact], list[Pending]]:
 def hold_logdir(locks: Locks, logdir: str) -> None:
     """Lock the logdir (with `{run}`: every run directory there is; the sink locks new ones before writing),
     then clear what interrupted writes of earlier holders left behind. Raises LogdirBusy."""
-    if not rundirs.is_pattern(logdir):
-        directories = [logdir]
+    if not rundirs.is_pattern(logdir) or storage.is_url(logdir):
+        directories = [logdir]  # a URL: `hold` says that it cannot be locked
     else:
         directories = [path for _, path in rundirs.run_directories(logdir) if os.path.isdir(path)]
     for directory in directories:
