@@ -203,14 +203,14 @@ class Processor:
         return set()
 
 
-def describe_exception(exc: BaseException) -> str:
+def describe_exception(exc: BaseException, limit: int = REASON_CHARS) -> str:
     """The exception's message, clipped to one bounded line; never raises, whatever the exception holds."""
     try:
         text = str(exc)
     except Exception:
         text = ""
     text = " ".join(text.split()) or type(exc).__name__
-    return text if len(text) <= REASON_CHARS else text[: REASON_CHARS - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def artifact_fingerprint(artifact: Artifact) -> str:

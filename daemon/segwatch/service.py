@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import threading
 import time
@@ -11,13 +10,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from segwatch import rundirs, storage
+from segwatch import rundirs
 from segwatch.config import Config
 from segwatch.errors import SegwatchError, SinkError
 from segwatch.health import Health, serve_health
 from segwatch.layout import Artifact, DumpLayout, Pending
-from segwatch.ledger import open_ledger, remove_stale_temps
+from segwatch.ledger import open_ledger
 from segwatch.lock import Locks, holding
+from segwatch.logdirs import hold_directory, hold_logdir, logdir_replaced
 from segwatch.notify import Notifier, status_line
 from segwatch.pipeline import Renderer
 from segwatch.processor import Outcome, Processor, describe_exception
@@ -66,27 +66,6 @@ def discover(config: Config) -> tuple[list[Artifact], list[Pending]]:
         for key in layout.keys(relative):
             keyed.append((key, str(root / relative)))
     return layout.group(keyed, config.required_roles, fixed_files=config.fixed_files)
-
-
-def hold_logdir(locks: Locks, logdir: str) -> None:
-    """Lock the logdir (with `{run}`: every run directory there is; the sink locks new ones before writing),
-    then clear what interrupted writes of earlier holders left behind. Raises LogdirBusy."""
-    if not rundirs.is_pattern(logdir) or storage.is_url(logdir):
-        directories = [logdir]  # a URL: `hold` says that it cannot be locked
-    else:
-        directories = [path for _, path in rundirs.run_directories(logdir) if os.path.isdir(path)]
-    for directory in directories:
-        hold_directory(locks, directory)
-
-
-def hold_directory(locks: Locks, directory: str) -> None:
-    if locks.hold(directory):
-        remove_stale_temps(directory)
-
-
-def logdir_replaced(locks: Locks) -> list[str]:
-    """The locked directories that were deleted or replaced since they were locked."""
-    return [directory for directory in locks.directories() if not locks.still_held(directory)]
 
 
 def open_processor(config: Config, locks: Locks | None = None) -> Processor:
@@ -236,12 +215,11 @@ class Daemon:
             Renderer(config)
             config.dump_layout()
         except Exception as exc:
-            text = (
-                exc if isinstance(exc, SegwatchError) else f"{type(exc).__name__}: {describe_exception(exc)}"
-            )
-            log.error(
-                "reload: keeping the running config; the new one is invalid: %s", one_line_clip(str(text))
-            )
+            # One line, clipped: a config error lists its problems on lines of their own.
+            text = describe_exception(exc, limit=1000)
+            if not isinstance(exc, SegwatchError):
+                text = f"{type(exc).__name__}: {text}"
+            log.error("reload: keeping the running config; the new one is invalid: %s", text)
             return self.config
         log.info("reload: config %s loaded", self.config_path)
         return config
@@ -472,11 +450,6 @@ class Daemon:
 
 def _deadline(period: float) -> float:
     return time.monotonic() + period if period > 0 else float("inf")
-
-
-def one_line_clip(text: str, limit: int = 500) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def run_daemon(

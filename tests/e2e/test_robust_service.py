@@ -127,7 +127,7 @@ def test_a_second_daemon_and_once_beside_run_exit_3_and_a_killed_holder_is_taken
     first.kill()
     assert json.loads((logdir / LOCK_NAME).read_text())["pid"] == first.process.pid
     third = children.daemon(path)
-    third.wait_for_line("caught up")
+    third.wait_for_line("caught up", timeout=90)
     write_epochs(tmp_path / "dumps", {"exp": {4}})
     wait_for_ledger(logdir, {"exp": {1, 2, 3, 4}}, third)
     assert json.loads((logdir / LOCK_NAME).read_text())["pid"] == third.process.pid
@@ -212,7 +212,7 @@ def test_a_thousand_idle_connections_starve_neither_healthz_nor_the_epochs(tmp_p
         pytest.skip(f"this test process may open only {hard} descriptors; it needs 1,100")
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1100), hard))
     daemon = start(children, path, nofile=512)
-    daemon.wait_for_line("caught up")
+    daemon.wait_for_line("caught up", timeout=90)
     idle: list[socket.socket] = []
     try:
         for _ in range(1000):
@@ -226,6 +226,14 @@ def test_a_thousand_idle_connections_starve_neither_healthz_nor_the_epochs(tmp_p
         for sock in idle:
             sock.close()
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    # A live re-dump of a logged epoch (a resumed job): reported once, counted, the logged one kept.
+    gt, pred = epoch_arrays(SEED, "resumed", 5)
+    save_epoch(tmp_path / "dumps", 5, gt=gt, pred=pred, run="exp")
+    daemon.wait_for_line("run=exp epoch=5 was dumped again", timeout=30)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        assert "segwatch_epochs_redumped_total 1.0" in response.read().decode()
+    time.sleep(1)
+    assert len(daemon.lines("dumped again")) == 1
     assert daemon.terminate()[0] == 0
     assert_logged_once(tmp_path / "tb", expected_for({"exp": range(1, 6)}))
 
@@ -244,7 +252,7 @@ def test_early_sighup_bad_reloads_and_idle_cpu(tmp_path, children, config):
     wait_until(lambda: "run" in Path(f"/proc/{daemon.process.pid}/cmdline").read_text(), 5, "the exec")
     time.sleep(delay)
     daemon.process.send_signal(signal.SIGHUP)
-    daemon.wait_for_line("caught up", timeout=60)
+    daemon.wait_for_line("caught up", timeout=90)
     write_epochs(tmp_path / "dumps", {"exp": {1}})
     wait_for_ledger(tmp_path / "tb", {"exp": {1}}, daemon)
 
