@@ -38,6 +38,7 @@ IDLE_WAKE = 0.5
 # A run that wrote nothing for this long has its event file closed (a new one opens with its next epoch), so a
 # sweep of 1,000 runs does not hold 1,000 descriptors. Runs write every few minutes at most; a reopen is cheap.
 WRITER_IDLE_CLOSE = 120.0
+# How soon the loop looks again when an epoch came due while it was busy (never 0: no spinning).
 DUE_RECHECK = 0.01
 
 
@@ -164,7 +165,7 @@ class Daemon:
         self._finished: dict[tuple[str, int], Outcome] = {}
         self._retry_delay = config.service.retry_backoff[0]
         self._output_blocked_until = 0.0
-        # Held for the daemon's lifetime, across reloads; released by `close`.
+        # Held for the daemon's lifetime, across reloads; released when `run` returns.
         self.locks = Locks("run")
         # Set when the logdir vanished under us: serve again, the ledger rebuilt from what is on disk.
         self._restart: str | None = None
