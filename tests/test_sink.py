@@ -73,3 +73,29 @@ def test_unwritable_logdir_is_a_sink_error(tmp_path):
     with pytest.raises(SinkError, match="cannot write summaries"):
         sink.write("r", 0, [image_summary("t", [png], width=9, height=6)])
     assert sink.last_step("r") is None
+
+
+def test_idle_and_least_recently_used_writers_are_closed_and_every_step_is_read_once(tmp_path):
+    from segwatch.recovery import written_tags
+
+    from conftest import raw_record_counts
+
+    now = [0.0]
+    sink = EventSink(str(tmp_path), max_open=2, clock=lambda: now[0])
+    for step in (1, 2):
+        for run in ("a", "b[x]", "c"):
+            sink.write(run, step, [scalar_summary("seg/mIoU", step / 10)])
+            # Never more than `max_open` event files open, whatever the number of runs.
+            assert sink.open_writers() <= 2
+    now[0] += 300
+    assert sink.close_idle(120) == 2
+    assert sink.open_writers() == 0
+    sink.write("a", 3, [scalar_summary("seg/mIoU", 0.3)])
+    sink.close()
+    # Each reopen started a new event file; together they hold each step once, in order.
+    assert len(list((tmp_path / "a").glob("events.out.tfevents.*"))) == 3
+    counts = raw_record_counts(tmp_path / "a")
+    assert counts == {("seg/mIoU", 1): 1, ("seg/mIoU", 2): 1, ("seg/mIoU", 3): 1}
+    assert [step for step, _ in read_event_tensors(tmp_path / "a")["seg/mIoU"]] == [1, 2, 3]
+    assert sorted(written_tags(tmp_path, {})["a"]) == [1, 2, 3]
+    assert sorted(written_tags(tmp_path, {})["b[x]"]) == [1, 2]
