@@ -83,3 +83,20 @@ def test_the_config_refuses_run_where_it_cannot_work(logdir, pattern, expected):
         config_with(logdir, pattern or "{run}/epoch_{epoch}/{role}.npy")
     assert "tensorboard.logdir" in str(caught.value)
     assert expected in str(caught.value)
+
+
+def test_url_run_directories_are_listed_not_globbed():
+    # TensorFlow's in-memory filesystem stands in for an object store; `[lr]` would be a glob class.
+    import secrets
+
+    import tensorflow as tf
+
+    base = f"ram://rundirs-{secrets.token_hex(4)}/sweep[lr]"
+    for run in ("a", "lr[0.1]", ".hidden"):
+        tf.io.gfile.makedirs(f"{base}/{run}/tb")
+    tf.io.gfile.makedirs(f"{base}/no-tb-inside")
+    assert run_directories(base + "/{run}/tb") == [
+        ("", f"{base}/tb"),
+        ("a", f"{base}/a/tb"),
+        ("lr[0.1]", f"{base}/lr[0.1]/tb"),
+    ]

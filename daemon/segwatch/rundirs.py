@@ -45,7 +45,12 @@ def run_directories(logdir: str) -> list[tuple[str, str]]:
     if storage.is_url(logdir):
         import tensorflow as tf
 
-        matches = [path.rstrip("/") for path in tf.io.gfile.glob(logdir.replace(RUN, "*"))]
+        # Listed, not globbed: the logdir's own name may hold glob characters (`lr[0.1]`).
+        parent = head.rstrip("/")
+        names = (
+            [name.rstrip("/") for name in tf.io.gfile.listdir(parent)] if tf.io.gfile.isdir(parent) else []
+        )
+        matches = [storage.join(parent, name) + tail.rstrip("/") for name in names]
         matches = [path for path in matches if tf.io.gfile.isdir(path)]
     else:
         matches = glob.glob(glob.escape(head) + "*" + glob.escape(tail))
