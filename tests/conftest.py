@@ -66,6 +66,8 @@ def read_images(run_dir: Path) -> dict[str, dict[int, list[np.ndarray]]]:
     """{tag: {step: [decoded RGB images]}} for every image summary in a run directory."""
     images: dict[str, dict[int, list[np.ndarray]]] = {}
     for tag, events in read_event_tensors(run_dir).items():
+        if "/viewer/" in tag:  # the viewer's blob sequences are not image-plugin summaries
+            continue
         for step, proto in events:
             values = list(proto.string_val)
             if len(values) < 3:

@@ -51,6 +51,7 @@ __all__ = [
     "MetricsConfig",
     "ServiceConfig",
     "TensorBoardConfig",
+    "ViewerConfig",
     "WatchConfig",
     "config_from_mapping",
     "load_config",
@@ -543,6 +544,45 @@ class MetricsConfig(BaseModel):
     )
 
 
+def _viewer_items(value: object) -> int | tuple[int, ...]:
+    # A count means "the first N items"; a list names item indices. Either way the set is fixed across
+    # epochs, so the viewer's slider compares the same samples.
+    if isinstance(value, bool):
+        raise ValueError(f"expected a count or a list of item indices, got {value!r}")
+    if isinstance(value, int):
+        if value < 1:
+            raise ValueError(f"expected a count >= 1 or a list of item indices, got {value!r}")
+        return value
+    if isinstance(value, list | tuple) and value:
+        if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in value):
+            raise ValueError(f"expected item indices >= 0, got {list(value)!r}")
+        if len(set(value)) != len(value):
+            raise ValueError(f"item indices must be distinct, got {list(value)!r}")
+        return tuple(value)
+    raise ValueError(f"expected a count or a non-empty list of item indices, got {value!r}")
+
+
+class ViewerConfig(BaseModel):
+    """Data for the segwatch viewer, the interactive TensorBoard plugin (class ids, images, per-item metrics)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: Annotated[bool, BeforeValidator(_flag)] = Field(
+        default=True,
+        description="Write the viewer's data each epoch (under the plugin name segwatch_viewer).",
+    )
+    max_side: Annotated[int, _integer(16, 8192)] = Field(
+        default=1024,
+        description="Longest side of the label maps and images stored for the viewer; larger items are "
+        "resized with nearest sampling, so class ids stay exact.",
+    )
+    items: Annotated[int | tuple[int, ...], BeforeValidator(_viewer_items)] = Field(
+        default=16,
+        description="Which items the viewer shows every epoch: a count (the first N) or a list of item "
+        "indices.",
+    )
+
+
 class LimitsConfig(BaseModel):
     """Caps that keep one bad or huge dump from exhausting the machine."""
 
@@ -609,6 +649,7 @@ class Config(BaseModel):
     # Frozen models are immutable, so one default instance can be shared by every Config.
     compose: ComposeConfig = Field(default=ComposeConfig(), description="How images are composed.")
     metrics: MetricsConfig = Field(default=MetricsConfig(), description="Metrics per epoch.")
+    viewer: ViewerConfig = Field(default=ViewerConfig(), description="Data for the viewer plugin.")
     limits: LimitsConfig = Field(default=LimitsConfig(), description="Input size caps.")
     service: ServiceConfig = Field(default=ServiceConfig(), description="Daemon pacing and shutdown.")
     http: HttpConfig = Field(default=HttpConfig(), description="Health and metrics endpoint.")

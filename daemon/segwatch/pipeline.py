@@ -20,6 +20,7 @@ from segwatch.normalise import Item, normalise
 from segwatch.palettes import build_palette
 from segwatch.png import encode_png
 from segwatch.summaries import Summary, image_summary
+from segwatch.viewer.data import StoredLayers, ViewerPlan, items_needed, viewer_summaries
 from segwatch.volumes import volume_items
 
 SAMPLES_HINT = (
@@ -51,6 +52,11 @@ class Renderer:
         # Worst-first items get their own tag, so one tag's history never mixes two ways of choosing.
         self.tag = f"{config.tensorboard.tag_prefix}/{'worst' if compose.select == 'worst' else kind}"
         self.description = self._description()
+        self.viewer = _viewer_plan(config, self.space) if config.viewer.enabled else None
+        # The viewer's gt and image layers as of each run's last committed epoch, and as rendered for epochs
+        # not committed yet: a layer is only skipped as unchanged when an epoch that holds it is on disk.
+        self._viewer_stored: dict[str, StoredLayers] = {}
+        self._viewer_pending: dict[tuple[str, int], StoredLayers] = {}
 
     def render(self, artifact: Artifact) -> list[Summary]:
         insight = self.insight
@@ -68,7 +74,23 @@ class Renderer:
                 lambda group: compose_pair(group[0], self.space, self.options, source=source),
                 source,
             )
-        return [self._image(composites), *insight.summaries(confusions)]
+        summaries = [self._image(composites), *insight.summaries(confusions)]
+        if self.viewer is not None:
+            run = artifact.run
+            viewer, layers = viewer_summaries(
+                self.viewer, items, confusions, step=artifact.epoch, stored=self._viewer_stored.get(run, {})
+            )
+            self._viewer_pending[(run, artifact.epoch)] = layers
+            summaries += viewer
+        return summaries
+
+    def committed(self, run: str, epoch: int) -> None:
+        """The processor recorded `epoch` of `run` as written: its viewer layers may now be referred to."""
+        layers = self._viewer_pending.pop((run, epoch), None)
+        for key in [key for key in self._viewer_pending if key[0] == run and key[1] < epoch]:
+            del self._viewer_pending[key]
+        if layers is not None:
+            self._viewer_stored[run] = layers
 
     def load_items(self, artifact: Artifact, *, every: bool = False) -> list[Item]:
         """The artifact's items, at most `compose.max_items` of them (all with `every`), read lazily where
@@ -76,6 +98,8 @@ class Renderer:
         limits = self.config.limits
         compose = self.config.compose
         limit = None if every else compose.max_items
+        if limit is not None and self.viewer is not None:
+            limit = max(limit, items_needed(self.viewer.items))
         # Dump files must stay inside the root; a configured fixed ground truth may live anywhere.
         fixed = set(self.config.fixed_files.values())
         root = self.config.watch.root
@@ -144,6 +168,21 @@ class Renderer:
             + " "
             + SAMPLES_HINT
         )
+
+
+def _viewer_plan(config: Config, space: IndexSpace) -> ViewerPlan:
+    compose = config.compose
+    ignore = space.full_palette()[space.ignore_slot]
+    return ViewerPlan(
+        prefix=config.tensorboard.tag_prefix,
+        max_side=config.viewer.max_side,
+        items=config.viewer.items,
+        num_classes=compose.num_classes,
+        ignore_index=compose.ignore_index,
+        class_names=tuple(compose.class_names),
+        palette=space.palette,
+        ignore_colour=(int(ignore[0]), int(ignore[1]), int(ignore[2])),
+    )
 
 
 def _first_items(

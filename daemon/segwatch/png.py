@@ -14,9 +14,10 @@ import zlib
 
 import numpy as np
 
-__all__ = ["encode_png"]
+__all__ = ["encode_grey_png", "encode_png"]
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_COLOUR_TYPE_GREY = 0
 _COLOUR_TYPE_RGB = 2
 _COLOUR_TYPE_PALETTE = 3
 _FILTER_UP = 2
@@ -62,7 +63,24 @@ def encode_png(pixels: np.ndarray, palette: np.ndarray | None = None) -> bytes:
 
     Paletted output has a PLTE chunk of exactly K entries. Raises ValueError for any other input.
     """
-    colour_type = _check(pixels, palette)
+    return _encode(pixels, palette, _check(pixels, palette))
+
+
+def encode_grey_png(pixels: np.ndarray) -> bytes:
+    """PNG bytes for (H, W) uint8 values stored as 8-bit greyscale: each value is read back exactly.
+
+    The viewer stores class ids this way; a browser decodes them to (v, v, v) without a palette lookup.
+    """
+    if pixels.dtype != np.uint8 or pixels.ndim != 2:
+        raise ValueError(
+            f"greyscale pixels must be (H, W) uint8, got shape {pixels.shape} dtype {pixels.dtype}"
+        )
+    if not (1 <= pixels.shape[0] <= _MAX_SIDE and 1 <= pixels.shape[1] <= _MAX_SIDE):
+        raise ValueError(f"PNG sides must be in [1, {_MAX_SIDE}], got {pixels.shape[0]}x{pixels.shape[1]}")
+    return _encode(pixels, None, _COLOUR_TYPE_GREY)
+
+
+def _encode(pixels: np.ndarray, palette: np.ndarray | None, colour_type: int) -> bytes:
     height, width = pixels.shape[:2]
     row_bytes = pixels.reshape(height, -1)
     # Each scanline starts with its filter type. A label map's row mostly repeats the row above, so in
@@ -70,10 +88,11 @@ def encode_png(pixels: np.ndarray, palette: np.ndarray | None = None) -> bytes:
     # repeated rows become runs of zeros, which the RLE strategy compresses best, and small files are cheap.
     scanlines = np.zeros((height, 1 + row_bytes.shape[1]), dtype=np.uint8)
     scanlines[:, 1:] = row_bytes
-    if colour_type == _COLOUR_TYPE_PALETTE and height > 1:
+    one_byte = colour_type in (_COLOUR_TYPE_PALETTE, _COLOUR_TYPE_GREY)
+    if one_byte and height > 1:
         scanlines[1:, 0] = _FILTER_UP
         np.subtract(row_bytes[1:], row_bytes[:-1], out=scanlines[1:, 1:])
-    strategy = zlib.Z_RLE if colour_type == _COLOUR_TYPE_PALETTE else zlib.Z_DEFAULT_STRATEGY
+    strategy = zlib.Z_RLE if one_byte else zlib.Z_DEFAULT_STRATEGY
     compressor = zlib.compressobj(1, zlib.DEFLATED, zlib.MAX_WBITS, 9, strategy)
     idat = compressor.compress(scanlines.data) + compressor.flush()
 

@@ -138,6 +138,7 @@ class Processor:
         with self._recording(run, epoch):
             self.ledger.commit(run, epoch, fingerprint=fingerprint)
         self.in_flight.pop(run, None)
+        self.renderer.committed(run, epoch)
         if not missing:
             log.info(
                 "run=%s epoch=%d was whole in the event files; recorded it, wrote nothing", run or ".", epoch
