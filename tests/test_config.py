@@ -21,6 +21,7 @@ from segwatch.config import (
     MetricsConfig,
     ServiceConfig,
     TensorBoardConfig,
+    ViewerConfig,
     WatchConfig,
     config_from_mapping,
     load_config,
@@ -35,6 +36,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     TensorBoardConfig,
     ComposeConfig,
     MetricsConfig,
+    ViewerConfig,
     LimitsConfig,
     ServiceConfig,
     HttpConfig,
@@ -44,6 +46,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "tensorboard": TensorBoardConfig,
     "compose": ComposeConfig,
     "metrics": MetricsConfig,
+    "viewer": ViewerConfig,
     "limits": LimitsConfig,
     "service": ServiceConfig,
     "http": HttpConfig,
@@ -491,8 +494,8 @@ def test_unknown_override_targets_are_errors_naming_the_variable() -> None:
     assert problems_of(minimal(), env=env) == [
         "SEGWATCH_COMPOSE__NUM_CLASS: unknown key compose.num_class (did you mean num_classes?)",
         "SEGWATCH_COMPOSE__SIZE__H: unknown key compose.size__h (did you mean size?)",
-        "SEGWATCH_SINK__X: unknown section 'sink', expected one of watch, tensorboard, compose, metrics, limits, "
-        "service, http",
+        "SEGWATCH_SINK__X: unknown section 'sink', expected one of watch, tensorboard, compose, metrics, viewer, "
+        "limits, service, http",
     ]
 
 
@@ -660,3 +663,17 @@ def test_messages_clip_what_they_quote() -> None:
     with pytest.raises(ConfigError) as caught:
         config_from_mapping(minimal(compose={"num_classes": 10**5000}), env={})
     assert "an integer of 16610 bits" in str(caught.value)
+
+
+def test_viewer_items_are_a_count_or_distinct_indices() -> None:
+    assert config_from_mapping(minimal() | {"viewer": {"items": [4, 0]}}).viewer.items == (4, 0)
+    assert config_from_mapping(minimal()).viewer.items == 16
+    for bad, reason in (
+        (0, "expected a count >= 1"),
+        ([1, 1], "distinct"),
+        ([-1], "indices >= 0"),
+        (True, "count or a list"),
+    ):
+        assert any(
+            reason in p and "viewer.items" in p for p in problems_of(minimal() | {"viewer": {"items": bad}})
+        ), bad

@@ -1,0 +1,121 @@
+"""The viewer's routes in a real TensorBoard process, for both of its loaders, with no flag from the user:
+every epoch of every run is listed, and every blob decodes to exactly the resized label maps and images."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import time
+import urllib.parse
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from segwatch.compose import resize_image_bilinear, resize_labels_nearest
+from segwatch.dump import save_epoch
+
+from conftest import blob_labels, get
+from screenshots.browser import tensorboard
+
+SHAPE = (300, 1100)  # stored at 279 x 1024 by viewer.max_side's default
+STORED = (279, 1024)
+EPOCHS = {"a": 12, "b": 11}  # more than the 10 steps TensorBoard keeps of a blob sequence by default
+ITEMS = 2
+
+
+@pytest.fixture(scope="module")
+def logged(tmp_path_factory) -> tuple[Path, dict[str, dict[int, np.ndarray]], np.ndarray, np.ndarray]:
+    root = tmp_path_factory.mktemp("viewer")
+    rng = np.random.default_rng(7)
+    gt = blob_labels(rng, (ITEMS, *SHAPE), 6, cell=50)
+    gt[:, :20, :40] = 255
+    image = rng.integers(0, 256, size=(ITEMS, *SHAPE, 3), dtype=np.uint8)
+    preds: dict[str, dict[int, np.ndarray]] = {}
+    for run, epochs in EPOCHS.items():
+        for epoch in range(epochs):
+            pred = blob_labels(rng, (ITEMS, *SHAPE), 6, cell=50)
+            preds.setdefault(run, {})[epoch] = pred
+            save_epoch(root / "dumps", epoch, gt=gt, pred=pred, image=image, run=run)
+    config = {
+        "watch": {"root": str(root / "dumps"), "pattern": "{run}/epoch_{epoch}/{role}.npy"},
+        "tensorboard": {"logdir": str(root / "tb")},
+        "compose": {
+            "num_classes": 6,
+            "palette": "voc",
+            "ignore_index": 255,
+            "max_items": 1,
+            "panels": ["image", "gt", "pred"],
+        },
+        "metrics": {"enabled": False},
+    }
+    (root / "segwatch.yaml").write_text(yaml.safe_dump(config))
+    result = subprocess.run(
+        [sys.executable, "-m", "segwatch", "once", "--config", str(root / "segwatch.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=170,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return root / "tb", preds, gt, image
+
+
+def pixels(png: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(png)) as picture:
+        return np.asarray(picture)
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("load_fast", ["false", "true"], ids=["python-loader", "rust-loader"])
+def test_every_epoch_is_served_and_decodes_to_the_resized_dump(logged, load_fast):
+    logdir, preds, gt, image = logged
+    # No --samples_per_plugin: the viewer's loader must keep every epoch by itself.
+    with tensorboard(logdir, flags=(f"--load_fast={load_fast}",)) as url:
+        base = f"{url}/data/plugin/segwatch_viewer"
+        cache: dict[str, np.ndarray] = {}
+
+        def decoded(key: str) -> np.ndarray:
+            if key not in cache:
+                cache[key] = pixels(get(f"{base}/blob?" + urllib.parse.urlencode({"key": key})))
+            return cache[key]
+
+        deadline = time.monotonic() + 60
+        while True:
+            runs = json.loads(get(f"{base}/runs"))["runs"]
+            steps = {entry["run"]: entry["steps"] for entry in runs}
+            if steps == {run: list(range(n)) for run, n in EPOCHS.items()} or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert steps == {run: list(range(n)) for run, n in EPOCHS.items()}
+        assert all(entry["items"] == list(range(ITEMS)) and entry["prefix"] == "segwatch" for entry in runs)
+        assert runs[0]["classes"]["encoding"] == "gray8" and runs[0]["classes"]["ignore_code"] == 255
+
+        expected_gt = [resize_labels_nearest(gt[i], STORED) for i in range(ITEMS)]
+        expected_image = [resize_image_bilinear(image[i], STORED) for i in range(ITEMS)]
+        for run, epochs in EPOCHS.items():
+            for step in range(epochs):
+                epoch = json.loads(
+                    get(
+                        f"{base}/epoch?"
+                        + urllib.parse.urlencode({"run": run, "prefix": "segwatch", "step": step})
+                    )
+                )
+                assert [row["id"] for row in epoch["items"]] == list(range(ITEMS))
+                for item in range(ITEMS):
+                    query = urllib.parse.urlencode(
+                        {"run": run, "prefix": "segwatch", "step": step, "item": item}
+                    )
+                    served = json.loads(get(f"{base}/item?{query}"))
+                    # The fixed ground truth and image were stored once, at the first epoch.
+                    assert served["info"]["gt_step"] == 0 and served["info"]["image_step"] == 0
+                    layers = {name: decoded(key) for name, key in served["blobs"].items()}
+                    np.testing.assert_array_equal(
+                        layers["pred"], resize_labels_nearest(preds[run][step][item], STORED)
+                    )
+                    np.testing.assert_array_equal(layers["gt"], expected_gt[item])
+                    np.testing.assert_array_equal(layers["image"], expected_image[item])
