@@ -13,6 +13,9 @@ def open_viewer(driver: Any, url: str, *, state: str = "", timeout: float = 60.0
     the driver into the viewer's frame once it has painted."""
     from selenium.webdriver.common.by import By
 
+    # A URL differing from the open page only in its hash would not load the page again.
+    driver.switch_to.default_content()
+    driver.get("about:blank")
     driver.get(f"{url}/#segwatch_viewer" + (f"&{state}" if state else ""))
     deadline = time.monotonic() + timeout
     while True:
