@@ -216,7 +216,9 @@ def _demo(args: argparse.Namespace) -> int:
     print(
         "\nView it with:\n"
         f"  {tensorboard} --logdir {logdir} --samples_per_plugin images=1000 --host 127.0.0.1 --port 6006\n"
-        "then open http://localhost:6006 (Images tab).\n"
+        "then open http://localhost:6006 (Images tab), or the segwatch viewer (masks over the images, "
+        "class toggles, zoom, compare epochs):\n"
+        "  http://localhost:6006/#segwatch_viewer\n"
         f"Follow the dump live with: segwatch run --config {config_path}"
     )
     return EXIT_FAILED if tally.failed else EXIT_OK

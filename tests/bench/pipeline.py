@@ -300,7 +300,8 @@ def warm_page_cache(artifact: Artifact) -> int:
 
 def segwatch_config(workload: Workload, data: Path, logdir: Path, *, image_only: bool = True) -> Any:
     """The workload's config. image_only switches off what the seed has no counterpart for (metrics, the
-    legend), where this version of segwatch has such settings, so both pipelines make the same picture."""
+    legend, the viewer's data: tests/bench/viewer.py measures that), where this version of segwatch has such
+    settings, so both pipelines make the same picture."""
     mapping: dict[str, Any] = {
         "watch": {"root": str(data)},
         "tensorboard": {"logdir": str(logdir)},
@@ -309,6 +310,8 @@ def segwatch_config(workload: Workload, data: Path, logdir: Path, *, image_only:
     if image_only:
         if "metrics" in Config.model_fields:
             mapping["metrics"] = {"enabled": False}
+        if "viewer" in Config.model_fields:
+            mapping["viewer"] = {"enabled": False}
         if "legend" in ComposeConfig.model_fields:
             mapping["compose"]["legend"] = "none"
     return config_from_mapping(mapping, env={})

@@ -36,6 +36,7 @@ def demo_logdir(tmp_path_factory) -> Path:
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"{len(demo.RUNS) * demo.EPOCHS} logged"), result.stdout
     assert "--samples_per_plugin images=1000" in result.stdout
+    assert "http://localhost:6006/#segwatch_viewer" in result.stdout
     again = subprocess.run(
         [sys.executable, "-m", "segwatch", "demo", "--dumps", "dumps", "--logdir", "tb"],
         cwd=workdir,
@@ -61,6 +62,9 @@ def test_demo_writes_every_epoch_of_every_run(demo_logdir):
         rows = -(-demo.BATCH // columns)
         assert first.shape[0] > rows * demo.SHAPE[0] and first.shape[1] >= columns * panels * demo.SHAPE[1]
         assert sorted(logged[f"{PREFIX}/confusion_matrix"]) == list(range(demo.EPOCHS))
+        viewer = read_event_tensors(demo_logdir / run)
+        for item in range(demo.BATCH):
+            assert [step for step, _ in viewer[f"{PREFIX}/viewer/item/{item}"]] == list(range(demo.EPOCHS))
 
 
 def test_demo_logs_metrics_that_improve(demo_logdir):

@@ -19,7 +19,7 @@ from PIL import Image
 from segwatch.compose import resize_image_bilinear, resize_labels_nearest
 from segwatch.dump import save_epoch
 
-from conftest import blob_labels, get
+from conftest import blob_labels, free_port, get
 from screenshots.browser import tensorboard
 
 SHAPE = (300, 1100)  # stored at 279 x 1024 by viewer.max_side's default
@@ -119,3 +119,68 @@ def test_every_epoch_is_served_and_decodes_to_the_resized_dump(logged, load_fast
                     )
                     np.testing.assert_array_equal(layers["gt"], expected_gt[item])
                     np.testing.assert_array_equal(layers["image"], expected_image[item])
+
+
+@pytest.mark.timeout(300)
+def test_the_viewer_joins_a_tensorboard_in_another_environment_with_a_no_deps_install(logged, tmp_path):
+    """The README's way: a virtualenv holding only TensorBoard gets the segwatch wheel with --no-deps."""
+    logdir = logged[0]
+    project = Path(__file__).resolve().parents[2]
+    quiet = ["--quiet", "--disable-pip-version-check"]
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            *quiet,
+            "--no-deps",
+            "-w",
+            str(tmp_path / "dist"),
+            str(project),
+        ],
+        check=True,
+        timeout=240,
+        capture_output=True,
+    )
+    (wheel,) = (tmp_path / "dist").glob("segwatch-*.whl")
+    env = tmp_path / "tensorboard-env"
+    subprocess.run([sys.executable, "-m", "venv", str(env)], check=True, timeout=60)
+    pip = [str(env / "bin" / "python"), "-m", "pip", "install", *quiet]
+    subprocess.run([*pip, "tensorboard"], check=True, timeout=240, capture_output=True)
+    subprocess.run([*pip, "--no-deps", str(wheel)], check=True, timeout=120, capture_output=True)
+    port = free_port()
+    with open(tmp_path / "tensorboard.log", "wb") as server_log:
+        server = subprocess.Popen(
+            [
+                str(env / "bin" / "tensorboard"),
+                "--logdir",
+                str(logdir),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=server_log,
+        )
+    base = f"http://127.0.0.1:{port}/data/plugin/segwatch_viewer"
+    try:
+        deadline = time.monotonic() + 90
+        steps: dict[str, list[int]] = {}
+        while time.monotonic() < deadline:
+            try:
+                steps = {entry["run"]: entry["steps"] for entry in json.loads(get(f"{base}/runs"))["runs"]}
+                if steps == {run: list(range(n)) for run, n in EPOCHS.items()}:
+                    break
+            except OSError:
+                pass
+            assert server.poll() is None, (tmp_path / "tensorboard.log").read_text()
+            time.sleep(0.5)
+        assert steps == {run: list(range(n)) for run, n in EPOCHS.items()}
+        # The wheel carries the frontend's modules.
+        assert b"export async function render" in get(f"{base}/static/index.js")
+        assert b"segwatch_viewer" in get(f"http://127.0.0.1:{port}/data/plugins_listing")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
