@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test lint unit bench fuzz fuzz-long soak clean
+.PHONY: venv demo test lint unit bench fuzz fuzz-long soak screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ bench: $(STAMP)
 	$(BIN)/python tests/bench/pipeline.py
 	$(BIN)/python tests/bench/latency.py
 	$(BIN)/python tests/bench/scan.py
+	$(BIN)/python tests/bench/viewer.py
+
+# README pictures, taken in headless Chromium (Debian's chromium and chromium-driver) from a real TensorBoard.
+screenshots: $(STAMP)
+	$(BIN)/python tests/screenshots/viewer.py
 
 # A short coverage-guided fuzz of each target (the suite runs the same briefly); fuzz-long runs an hour each.
 fuzz: $(STAMP)

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from tensorboard.compat.proto import summary_pb2
 
-from segwatch.compose import resize_image_bilinear, resize_labels_nearest
+from segwatch.compose import resize_labels_nearest
 from segwatch.config import config_from_mapping
 from segwatch.dump import save_epoch
 from segwatch.evaluation import item_confusion
@@ -88,7 +88,7 @@ def test_summaries_are_blob_sequences_with_exact_resized_ids_image_and_metrics()
     np.testing.assert_array_equal(pixels(gt_png), resize_labels_nearest(items[0].gt, size))
     np.testing.assert_array_equal(pixels(pred_png), resize_labels_nearest(items[0].pred, size))
     assert items[0].image is not None
-    np.testing.assert_array_equal(pixels(image_png), resize_image_bilinear(items[0].image, size))
+    np.testing.assert_array_equal(pixels(image_png), resize_labels_nearest(items[0].image, size))
     info = json.loads(info_blob)
     expected = scores(item_confusion(items[0], 5, 255))
     assert info["size"] == [1300, 600] and info["stored"] == [1024, 473] and info["gt_step"] == 3

@@ -12,7 +12,8 @@ async function getJson(path, params) {
 
 export const listRuns = () => getJson('runs').then((body) => body.runs);
 export const readEpoch = (run, prefix, step) => getJson('epoch', {run, prefix, step});
-export const readItem = (run, prefix, step, item) => getJson('item', {run, prefix, step, item});
+export const readItem = (run, prefix, step, item, known) =>
+  getJson('item', known ? {run, prefix, step, item, gt_step: known.gt_step, image_step: known.image_step ?? 'none'} : {run, prefix, step, item});
 
 const decoded = new Map(); // blob key → Promise of {width, height, rgba}
 const MAX_DECODED = 400;
@@ -42,9 +43,12 @@ export function decodeBlob(key) {
   return found;
 }
 
-/** An item at a step as layers: {info, width, height, gt, pred (codes), image (RGBA or null)}. */
-export async function loadLayers(run, prefix, step, item, encoding) {
-  const {info, blobs} = await readItem(run, prefix, step, item);
+/** An item at a step as layers: {info, width, height, gt, pred (codes), image (RGBA or null)}. `known` is
+ *  the item's info from the epoch index, when at hand: the server then need not read it. */
+export async function loadLayers(run, prefix, step, item, encoding, known = null) {
+  const response = await readItem(run, prefix, step, item, known);
+  const info = known || response.info;
+  const {blobs} = response;
   const [pred, gt, image] = await Promise.all([
     decodeBlob(blobs.pred),
     decodeBlob(blobs.gt),

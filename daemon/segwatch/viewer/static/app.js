@@ -182,11 +182,16 @@ export class ViewerApp {
     try {
       const reference = this.reference();
       const at = entry.steps.indexOf(s.step);
-      const [epochInfo, previous, layers, refLayers] = await Promise.all([
+      const refEntry = reference ? this.entry(reference.run) : null;
+      const [epochInfo, previous, refEpoch] = await Promise.all([
         readEpoch(s.run, entry.prefix, s.step),
         at > 0 ? readEpoch(s.run, entry.prefix, entry.steps[at - 1]) : Promise.resolve(null),
-        loadLayers(s.run, entry.prefix, s.step, s.item, entry.classes.encoding),
-        reference ? loadLayers(reference.run, this.entry(reference.run).prefix, reference.step, s.item, entry.classes.encoding) : Promise.resolve(null),
+        reference ? readEpoch(reference.run, refEntry.prefix, reference.step) : Promise.resolve(null),
+      ]);
+      const encoding = entry.classes.encoding;
+      const [layers, refLayers] = await Promise.all([
+        loadLayers(s.run, entry.prefix, s.step, s.item, encoding, known(epochInfo, s.item)),
+        reference ? loadLayers(reference.run, refEntry.prefix, reference.step, s.item, encoding, known(refEpoch, s.item)) : Promise.resolve(null),
       ]);
       if (token !== this.token) return; // a newer request took over
       Object.assign(this, {epochInfo, previousInfo: previous, layers, refLayers});
@@ -306,7 +311,7 @@ export class ViewerApp {
       for (const [id, canvas] of slots) {
         if (this.thumbKey !== key) return;
         try {
-          const layers = id === s.item ? this.layers : await loadLayers(s.run, entry.prefix, s.step, id, classes.encoding);
+          const layers = id === s.item ? this.layers : await loadLayers(s.run, entry.prefix, s.step, id, classes.encoding, known(this.epochInfo, id));
           if (this.thumbKey !== key) return;
           const rgba = pixels.paintThumbnail(layers, canvas.width, canvas.height, options);
           canvas.getContext('2d').putImageData(new ImageData(rgba, canvas.width, canvas.height), 0, 0);
@@ -357,6 +362,11 @@ export class ViewerApp {
       query.addEventListener('change', (event) => apply(event.matches));
     }
   }
+}
+
+/** An item's info from an epoch index, or null when the index lacks it. */
+function known(epochInfo, id) {
+  return (epochInfo && epochInfo.items.find((row) => row.id === id)) || null;
 }
 
 function swatchStyle(kind) {
