@@ -22,13 +22,19 @@ from screenshots.viewer_page import open_viewer, wait_idle
 SHOTS = [
     ("viewer.png", "sw.run=wider-decoder&sw.epoch=7&sw.item=1&sw.mode=pred&sw.alpha=0.6", "hover"),
     ("viewer-errors.png", "sw.run=baseline&sw.epoch=7&sw.item=2&sw.mode=error", "solo:1"),
-    ("viewer-compare.png", "sw.run=wider-decoder&sw.epoch=7&sw.item=0&sw.mode=change&sw.ref=r:baseline", None),
+    (
+        "viewer-compare.png",
+        "sw.run=wider-decoder&sw.epoch=7&sw.item=0&sw.mode=change&sw.ref=r:baseline",
+        None,
+    ),
     ("viewer-dark.png", "sw.run=wider-decoder&sw.epoch=3&sw.item=3&sw.mode=side&sw.alpha=0.8", "dark"),
 ]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[2] / "docs")
     args = parser.parse_args()
     why = chromium_missing()

@@ -130,7 +130,9 @@ class ViewerPlugin(base_plugin.TBPlugin):
             info = {f"{name}_step": int(value) if value.isdigit() else None for name, value in known.items()}
         else:
             ctx = plugin_util.context(request.environ)
-            info = json.loads(self.data_provider.read_blob(ctx, blob_key=datum.values[metadata.INFO].blob_key))
+            info = json.loads(
+                self.data_provider.read_blob(ctx, blob_key=datum.values[metadata.INFO].blob_key)
+            )
         blobs: dict[str, str | None] = {"pred": datum.values[metadata.PRED].blob_key}
         for layer, position in (("gt", metadata.GT), ("image", metadata.IMAGE)):
             source = info.get(f"{layer}_step")
