@@ -125,9 +125,13 @@ class ViewerPlugin(base_plugin.TBPlugin):
         if datum is None:
             raise errors.NotFoundError(f"run {run!r} has no item {item} at step {step}")
         # The epoch index already told the browser where the layers are stored; without that, read the info.
-        known = {name: request.args.get(f"{name}_step") for name in ("gt", "image")}
-        if known["gt"] is not None and known["image"] is not None:
-            info = {f"{name}_step": int(value) if value.isdigit() else None for name, value in known.items()}
+        gt_step, image_step = request.args.get("gt_step"), request.args.get("image_step")
+        info: dict[str, Any]
+        if gt_step is not None and image_step is not None:
+            info = {
+                "gt_step": int(gt_step) if gt_step.isdigit() else None,
+                "image_step": int(image_step) if image_step.isdigit() else None,
+            }
         else:
             ctx = plugin_util.context(request.environ)
             info = json.loads(
