@@ -326,6 +326,47 @@ def test_arrow_keys_step_epochs_and_the_hash_holds_the_view(viewer, page, dump):
     assert canvas_pixel(driver, x, y) == PALETTE[dump["preds"]["b"][1][1][y, x]].tolist()
 
 
+def test_the_wheel_zooms_around_the_cursor_and_dragging_pans(viewer):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.actions.wheel_input import ScrollOrigin
+    from selenium.webdriver.common.by import By
+
+    driver = viewer(run="a", epoch=0, item=0, mode="boundary")
+    canvas = driver.find_element(By.ID, "view")
+    view = "window.segwatchViewer.view"
+    scale = driver.execute_script(f"return {view}.scale")
+    cx, cy = driver.execute_script(f"return {view}.canvasAt(30, 20)")
+    size = canvas.size
+    origin = ScrollOrigin.from_element(canvas, int(cx - size["width"] / 2), int(cy - size["height"] / 2))
+    ActionChains(driver).scroll_from_origin(origin, 0, -300).perform()
+    time.sleep(0.3)
+    assert driver.execute_script(f"return {view}.scale") > 1.5 * scale
+    # The picture pixel under the cursor stays under it.
+    assert driver.execute_script(
+        f"return {view}.pictureAt(arguments[0], arguments[1])", int(cx), int(cy)
+    ) == [30, 20]
+    before = driver.execute_script(f"return {view}.offset")
+    ActionChains(driver).move_to_element(canvas).click_and_hold().move_by_offset(40, 25).release().perform()
+    after = driver.execute_script(f"return {view}.offset")
+    assert [round(after[0] - before[0]), round(after[1] - before[1])] == [40, 25]
+    # Nearest-neighbour: every canvas pixel inside a zoomed picture pixel has its exact colour.
+    x0, y0 = driver.execute_script(f"return {view}.canvasAt(30, 20)")
+    colours = {tuple(canvas_pixel(driver, 30, 20))}
+    half = driver.execute_script(f"return {view}.scale") / 2 - 1
+    for dx, dy in ((-half, -half), (half, half), (half, -half)):
+        colours.add(
+            tuple(
+                driver.execute_script(
+                    f"return Array.from({view}.context.getImageData(arguments[0], arguments[1], 1, 1).data)"
+                    ".slice(0, 3)",
+                    int(x0 + dx),
+                    int(y0 + dy),
+                )
+            )
+        )
+    assert len(colours) == 1
+
+
 def test_the_viewer_follows_tensorboards_dark_mode(viewer):
     driver = viewer(run="a")
     driver.switch_to.default_content()
