@@ -259,9 +259,9 @@ def bad_arrays() -> list[Case]:
         return array
 
     return [
-        array_case("zero-size-batch", ASIDE, "pred is empty", lambda s: np.zeros((0, H, W), np.int64)),
-        array_case("zero-size-width", ASIDE, "pred is empty", lambda s: np.zeros((N, H, 0), np.int64)),
-        array_case("zero-size-gt", ASIDE, "gt is empty", lambda s: np.zeros((N, 0, W), np.uint8), "gt"),
+        array_case("zero-size-batch", ASIDE, "holds no elements", lambda s: np.zeros((0, H, W), np.int64)),
+        array_case("zero-size-width", ASIDE, "holds no elements", lambda s: np.zeros((N, H, 0), np.int64)),
+        array_case("zero-size-gt", ASIDE, "holds no elements", lambda s: np.zeros((N, 0, W), np.uint8), "gt"),
         array_case("one-d", ASIDE, "must have 2 to 4 dimensions", lambda s: np.zeros(H * W, np.int64)),
         array_case(
             "five-d", ASIDE, "must have 2 to 4 dimensions", lambda s: np.zeros((1, N, 1, H, W), np.int64)

@@ -12,6 +12,7 @@ a zip archive but has no end-of-directory record yet is still being written.
 from __future__ import annotations
 
 import contextlib
+import os
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
@@ -21,14 +22,15 @@ from typing import BinaryIO
 import numpy as np
 
 from segwatch.errors import ArtifactError, NotReadyError
+from segwatch.filearrays import RETRYABLE_ERRNOS, ReadSession, Stored, os_error
 from segwatch.layout import ARCHIVE_SUFFIX
 from segwatch.loading import (
     NpyHeader,
     _check_caps,
-    _file_size,
     _open_regular_file,
     _read_header,
     load_array,
+    open_array,
 )
 
 _LOCAL_ENTRY = b"PK\x03\x04"
@@ -43,10 +45,22 @@ def is_archive(path: str | Path) -> bool:
 
 
 def load_dump_file(
-    path: Path, member: str | None, *, max_file_bytes: int, max_pixels: int, root: Path | None = None
-) -> np.ndarray:
-    """The array a dump file holds: a `.npy` file, or the member `member` of an `.npz` archive."""
+    path: Path,
+    member: str | None,
+    *,
+    max_file_bytes: int,
+    max_pixels: int,
+    root: Path | None = None,
+    reads: ReadSession | None = None,
+) -> Stored:
+    """The array a dump file holds: a `.npy` file, or the member `member` of an `.npz` archive.
+
+    With `reads`, a `.npy` file stays on disk as a FileArray read by offset (its descriptor owned by `reads`);
+    without, and for archive members, the array is read into memory.
+    """
     if member is None and not is_archive(path):
+        if reads is not None:
+            return open_array(path, reads, max_file_bytes=max_file_bytes, max_pixels=max_pixels, root=root)
         return load_array(path, max_file_bytes=max_file_bytes, max_pixels=max_pixels, root=root)
     return load_member(
         path, member or path.stem, max_file_bytes=max_file_bytes, max_pixels=max_pixels, root=root
@@ -79,7 +93,11 @@ def load_member(
                 stream.read(header.data_offset)
                 data = stream.read(header.expected_size - header.data_offset)
                 stream.read(1)  # reaching the end checks the CRC
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
+        except OSError as exc:
+            if exc.errno in RETRYABLE_ERRNOS:
+                raise os_error(label, "read", exc) from exc
+            raise ArtifactError(f"{label}: corrupt archive member: {exc}") from exc
+        except (zipfile.BadZipFile, zlib.error, EOFError, ValueError) as exc:
             raise ArtifactError(f"{label}: corrupt archive member: {exc}") from exc
     if len(data) != header.expected_size - header.data_offset:
         raise ArtifactError(f"{label}: corrupt: member ends before its header's promise")
@@ -90,16 +108,41 @@ def load_member(
 @contextlib.contextmanager
 def _open_archive(path: Path, max_file_bytes: int | None, root: Path | None) -> Iterator[zipfile.ZipFile]:
     with _open_regular_file(path, root) as fp:
-        size = _file_size(fp, path)
+        opened = _identity(fp, path)
+        size = opened[1]
         if max_file_bytes is not None and size > max_file_bytes:
             raise ArtifactError(f"{path}: {size} bytes, more than the cap of {max_file_bytes}")
         _check_whole(fp, path, size)
         try:
             archive = zipfile.ZipFile(fp)
         except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError) as exc:
+            _raise_if_changed(fp, path, opened, exc)
             raise ArtifactError(f"{path}: corrupt .npz archive: {exc}") from exc
         with archive:
-            yield archive
+            try:
+                yield archive
+            except NotReadyError:
+                raise
+            except ArtifactError as exc:
+                # A member that reads as damaged may only have been rewritten under us.
+                _raise_if_changed(fp, path, opened, exc)
+                raise
+        _raise_if_changed(fp, path, opened, None)
+
+
+def _identity(fp: BinaryIO, path: Path) -> tuple[int, int, int, int]:
+    try:
+        result = os.fstat(fp.fileno())
+    except OSError as exc:
+        raise os_error(path, "stat", exc) from exc
+    return (result.st_ino, result.st_size, result.st_mtime_ns, result.st_ctime_ns)
+
+
+def _raise_if_changed(
+    fp: BinaryIO, path: Path, opened: tuple[int, int, int, int], cause: BaseException | None
+) -> None:
+    if _identity(fp, path) != opened:
+        raise NotReadyError(f"{path}: changed while reading; retrying once it settles") from cause
 
 
 def _check_whole(fp: BinaryIO, path: Path, size: int) -> None:

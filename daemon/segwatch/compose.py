@@ -6,7 +6,7 @@ is smaller and much faster to encode than RGB. Whenever that is impossible (more
 image panel to show) the same indices are looked up in the palette and the composite is RGB.
 
 Labels are only ever resized by nearest-neighbour index sampling: interpolation would invent class ids,
-and sampling reads just the sampled rows of a memory-mapped map.
+and sampling reads just the sampled rows of a map still on disk.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Literal, Protocol
 import numpy as np
 
 from segwatch.errors import ArtifactError
+from segwatch.filearrays import Stored, sample_rows
 from segwatch.normalise import Item
 from segwatch.palettes import unused_colours
 
@@ -174,20 +175,19 @@ def _nearest_taps(size_in: int, size_out: int) -> np.ndarray | slice:
     return ((2 * np.arange(size_out, dtype=np.int64) + 1) * size_in) // (2 * size_out)
 
 
-def _sample_nearest(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def _sample_nearest(labels: Stored, size: tuple[int, int]) -> np.ndarray:
     """Nearest-neighbour samples of an (H, W) map: a strided view for whole-number factors, else a copy.
 
-    Either way only the sampled rows are read. Indexing a plain ndarray view skips np.memmap's Python-level
-    hooks, which would otherwise run on every slice.
+    Either way only the sampled rows are read (from a file, by offset).
     """
     rows = _nearest_taps(labels.shape[0], size[0])
     cols = _nearest_taps(labels.shape[1], size[1])
-    picked = np.asarray(labels)[rows]
+    picked = sample_rows(labels, rows)
     # take() keeps rows contiguous; `[:, cols]` would hand back a column-major array, slow to copy into a panel.
     return picked[:, cols] if isinstance(cols, slice) else picked.take(cols, axis=1)
 
 
-def resize_labels_nearest(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def resize_labels_nearest(labels: Stored, size: tuple[int, int]) -> np.ndarray:
     """Nearest-neighbour resize of an (H, W) label map to `size`; reads only the sampled rows."""
     return np.array(_sample_nearest(labels, size))
 
@@ -201,12 +201,12 @@ def _linear_taps(size_in: int, size_out: int) -> tuple[np.ndarray, np.ndarray, n
     return low, high, (centres - low).astype(np.float32)
 
 
-def resize_image_bilinear(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def resize_image_bilinear(image: Stored, size: tuple[int, int]) -> np.ndarray:
     """Bilinear resize of an (H, W, C) image to `size` (half-pixel centres, edges clamped), as uint8."""
     row_lo, row_hi, row_w = _linear_taps(image.shape[0], size[0])
     col_lo, col_hi, col_w = _linear_taps(image.shape[1], size[1])
     # Gather only the source rows and columns the taps touch before any arithmetic: when shrinking a large
-    # (possibly memory-mapped) image that is a small fraction of it.
+    # image (possibly still on disk) that is a small fraction of it.
     rows, row_lo, row_hi = _compact(row_lo, row_hi)
     cols, col_lo, col_hi = _compact(col_lo, col_hi)
     taps = np.asarray(image[rows])[:, cols].astype(np.float32)
@@ -276,7 +276,7 @@ def _write_indices(target: np.ndarray, sampled: np.ndarray, space: IndexSpace, s
 
 
 def _draw_labels(
-    target: np.ndarray, labels: np.ndarray, space: IndexSpace, opts: ComposeOptions, source: str
+    target: np.ndarray, labels: Stored, space: IndexSpace, opts: ComposeOptions, source: str
 ) -> None:
     """Fill a panel-sized index array: the resized label map in its content box, pad around it."""
     top, left, height, width = content_box(labels.shape[:2], opts.panel_size, opts.resize)
@@ -286,13 +286,13 @@ def _draw_labels(
     _write_indices(target[top : top + height, left : left + width], sampled, space, source)
 
 
-def _label_panel(labels: np.ndarray, space: IndexSpace, opts: ComposeOptions, source: str) -> np.ndarray:
+def _label_panel(labels: Stored, space: IndexSpace, opts: ComposeOptions, source: str) -> np.ndarray:
     panel = np.empty(opts.panel_size, dtype=_index_dtype(space))
     _draw_labels(panel, labels, space, opts, source)
     return panel
 
 
-def _image_panel(image: np.ndarray, space: IndexSpace, opts: ComposeOptions) -> np.ndarray:
+def _image_panel(image: Stored, space: IndexSpace, opts: ComposeOptions) -> np.ndarray:
     top, left, height, width = content_box(image.shape[:2], opts.panel_size, opts.resize)
     panel = np.empty((*opts.panel_size, 3), dtype=np.uint8)
     panel[...] = space.full_palette()[space.pad_slot]

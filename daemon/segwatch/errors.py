@@ -19,3 +19,8 @@ class NotReadyError(ArtifactError):
 
 class SinkError(SegwatchError):
     """The output is broken (logdir unwritable, disk full): keep the artifact pending, retry, then stop."""
+
+
+class RetryableError(NotReadyError):
+    """A file cannot be read now for a reason that can heal (permissions, descriptors, transient I/O): the
+    artifact waits and is retried with backoff, reported once; it is never set aside for this."""

@@ -14,6 +14,7 @@ import numpy as np
 
 from segwatch.errors import ArtifactError
 from segwatch.figures import confusion_heatmap, iou_table
+from segwatch.filearrays import Stored
 from segwatch.metrics import Scores, confusion_matrix, scores
 from segwatch.normalise import Item
 from segwatch.png import encode_png
@@ -53,7 +54,7 @@ def item_confusion(item: Item, num_classes: int, ignore_index: int | None) -> np
     return wide[:num_classes]
 
 
-def _check_ids(labels: np.ndarray, num_classes: int, ignore_index: int | None, source: str) -> None:
+def _check_ids(labels: Stored, num_classes: int, ignore_index: int | None, source: str) -> None:
     values = np.asarray(labels)
     outside = (values < 0) | (values >= num_classes)
     if ignore_index is not None:

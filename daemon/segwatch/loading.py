@@ -1,5 +1,5 @@
-"""Safe `.npy` loading: the header is parsed here, checked against the file size and the caps, and only then
-is the data memory-mapped. Nothing is ever unpickled.
+"""Safe `.npy` loading: the header is parsed here, range-checked, checked against the file size and the caps,
+and only then is any data read, by offset (`filearrays`): nothing is memory-mapped, nothing is unpickled.
 
 The `.npy` layout: 6 magic bytes, a major and a minor version byte, the header length (2 bytes little-endian
 in version 1.0, 4 bytes in 2.0 and 3.0), then a Python dict literal with the keys `descr`, `fortran_order`
@@ -21,6 +21,7 @@ from typing import BinaryIO
 import numpy as np
 
 from segwatch.errors import ArtifactError, NotReadyError
+from segwatch.filearrays import FileArray, ReadSession, os_error
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ _ALLOWED_DESCRIPTION = "bool, int8..int64, uint8..uint64, float16/32/64"
 
 # No filesystem holds a file this large; a header promising more is forged, not unfinished.
 _MAX_PLAUSIBLE_BYTES = 2**63 - 1
+# numpy itself stops at 64 dimensions; no dump needs more than a handful, and every count below stays small.
+MAX_DIMENSIONS = 32
 
 
 @dataclass(frozen=True)
@@ -112,28 +115,31 @@ def check_complete(
 
 
 def load_array(path: Path, *, max_file_bytes: int, max_pixels: int, root: Path | None = None) -> np.ndarray:
-    """Return the array in `path` as a read-only memory map, after the header passed every check.
+    """Return the array in `path`, read in full into private memory (read-only), after the header passed
+    every check. A file that changes while it is read raises NotReadyError ("changed while reading").
 
     With `root`, a path whose symlinks lead outside it is refused before it is opened.
     """
-    with _open_regular_file(path, root) as fp:
-        header = _checked_header(fp, path, max_file_bytes=max_file_bytes, max_pixels=max_pixels)
-        if header.element_count == 0:
-            # mmap refuses a zero-length mapping, and there is nothing to map anyway.
-            empty = np.empty(header.shape, dtype=header.dtype, order="F" if header.fortran_order else "C")
-            empty.flags.writeable = False
-            return empty
-        # Mapping the already-open descriptor means the file we validated is the file we map.
-        array = np.memmap(
-            fp,
-            dtype=header.dtype,
-            mode="r",
-            offset=header.data_offset,
-            shape=header.shape,
-            order="F" if header.fortran_order else "C",
-        )
-    logger.debug("mapped %s: shape %s, dtype %s", path, header.shape, header.dtype)
+    with ReadSession() as reads:
+        stored = open_array(path, reads, max_file_bytes=max_file_bytes, max_pixels=max_pixels, root=root)
+        array = np.asarray(stored)
+        reads.check_unchanged()
+    array.flags.writeable = False
     return array
+
+
+def open_array(
+    path: Path, reads: ReadSession, *, max_file_bytes: int, max_pixels: int, root: Path | None = None
+) -> FileArray:
+    """The array in `path` as a FileArray over a descriptor `reads` owns, after the header passed every check.
+
+    Reading the descriptor we validated means the file we read is the file we checked.
+    """
+    opened = reads.adopt(_open_descriptor(path, root), path)
+    with os.fdopen(opened.fd, "rb", closefd=False) as fp:
+        header = _checked_header(fp, path, max_file_bytes=max_file_bytes, max_pixels=max_pixels)
+    logger.debug("opened %s: shape %s, dtype %s", path, _shape_text(header.shape), header.dtype)
+    return FileArray.of(opened, header.shape, header.dtype, header.data_offset, header.fortran_order)
 
 
 def _checked_header(
@@ -149,6 +155,10 @@ def _checked_header(
 
 
 def _open_regular_file(path: Path, root: Path | None = None) -> BinaryIO:
+    return os.fdopen(_open_descriptor(path, root), "rb")
+
+
+def _open_descriptor(path: Path, root: Path | None = None) -> int:
     if root is not None:
         # Checked before opening: opening a device or FIFO elsewhere can have effects of its own.
         _refuse_outside(path, root, outside_root(path, root))
@@ -158,15 +168,19 @@ def _open_regular_file(path: Path, root: Path | None = None) -> BinaryIO:
     try:
         fd = os.open(path, flags)
     except OSError as exc:
-        raise ArtifactError(f"{path}: cannot open ({exc.strerror or exc})") from exc
+        # A permission or a descriptor shortage can heal: those wait and are retried, the rest set aside.
+        raise os_error(path, "open", exc) from exc
     try:
         if root is not None:
             # A symlink swapped in between the check and the open: what the descriptor holds decides.
             _refuse_outside(path, root, _opened_outside(fd, root))
-        mode = os.fstat(fd).st_mode
+        try:
+            mode = os.fstat(fd).st_mode
+        except OSError as exc:
+            raise os_error(path, "stat", exc) from exc
         if not stat.S_ISREG(mode):
             raise ArtifactError(f"{path}: not a regular file (a {_file_kind(mode)})")
-        return os.fdopen(fd, "rb")
+        return fd
     except BaseException:
         os.close(fd)
         raise
@@ -202,14 +216,14 @@ def _file_size(fp: BinaryIO, path: Path) -> int:
     try:
         return os.fstat(fp.fileno()).st_size
     except OSError as exc:
-        raise ArtifactError(f"{path}: cannot stat ({exc.strerror or exc})") from exc
+        raise os_error(path, "stat", exc) from exc
 
 
 def _read_exactly(fp: BinaryIO, path: Path, count: int) -> bytes:
     try:
         return fp.read(count)
     except OSError as exc:
-        raise ArtifactError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+        raise os_error(path, "read", exc) from exc
 
 
 def _not_ready(path: Path, have: int, need: int) -> NotReadyError:
@@ -269,8 +283,13 @@ def _header_from_fields(fields: object, path: Path, data_offset: int) -> NpyHead
     # bool is an int subclass, but True is no dimension.
     if not isinstance(shape, tuple) or not all(type(dim) is int for dim in shape):
         raise ArtifactError(f"{path}: header shape must be a tuple of ints, got {_clip(repr(shape))}")
+    # Range checks come before any arithmetic on the shape, and no message formats an unbounded number.
+    if len(shape) > MAX_DIMENSIONS:
+        raise ArtifactError(f"{path}: header shape has {len(shape)} dimensions (at most {MAX_DIMENSIONS})")
     if any(dim < 0 for dim in shape):
-        raise ArtifactError(f"{path}: header shape {shape} has a negative dimension")
+        raise ArtifactError(f"{path}: header shape {_shape_text(shape)} has a negative dimension")
+    if any(dim > _MAX_PLAUSIBLE_BYTES for dim in shape):
+        raise ArtifactError(f"{path}: header shape {_shape_text(shape)} has a dimension above 2**63 - 1")
 
     fortran_order = fields["fortran_order"]
     if not isinstance(fortran_order, bool):
@@ -310,19 +329,22 @@ def _dtype_from_descr(descr: object, path: Path) -> np.dtype:
 
 
 def _check_caps(header: NpyHeader, path: Path, *, max_file_bytes: int | None, max_pixels: int | None) -> None:
+    shape = _shape_text(header.shape)
+    if header.element_count == 0:
+        # "Complete" at its header already, with nothing in it to show or count.
+        raise ArtifactError(f"{path}: shape {shape} holds no elements; nothing to show")
     if max_pixels is not None and header.element_count > max_pixels:
         raise ArtifactError(
-            f"{path}: shape {header.shape} holds {header.element_count} elements, "
+            f"{path}: shape {shape} holds {_count_text(header.element_count)} elements, "
             f"more than the cap of {max_pixels}"
         )
     if max_file_bytes is not None and header.expected_size > max_file_bytes:
         raise ArtifactError(
-            f"{path}: header promises {header.expected_size} bytes, more than the cap of {max_file_bytes}"
+            f"{path}: header promises {_count_text(header.expected_size)} bytes, "
+            f"more than the cap of {max_file_bytes}"
         )
     if header.expected_size > _MAX_PLAUSIBLE_BYTES:
-        raise ArtifactError(
-            f"{path}: header promises {header.expected_size} bytes, more than any file can hold"
-        )
+        raise ArtifactError(f"{path}: header shape {shape} promises more than any file can hold")
 
 
 def _check_size(header: NpyHeader, path: Path, size: int) -> None:
@@ -332,6 +354,16 @@ def _check_size(header: NpyHeader, path: Path, size: int) -> None:
         raise ArtifactError(
             f"{path}: corrupt: {size} bytes on disk but the header promises {header.expected_size}"
         )
+
+
+def _count_text(count: int) -> str:
+    """A count for a message; a forged shape's product can have hundreds of digits, so big ones are named."""
+    return str(count) if count <= _MAX_PLAUSIBLE_BYTES else "more than 2**63"
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    """A shape for a message: its dimensions are range-checked first (each at most 19 digits), then clipped."""
+    return _clip(repr(shape))
 
 
 def _clip(quoted: str, limit: int = 80) -> str:

@@ -12,13 +12,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from segwatch.filearrays import Stored, paired_chunks
+
 # Pixels per bincount call: large enough to amortise the call, small enough that the int64 index buffer
 # stays a few MiB whatever the batch size.
 _CHUNK = 1 << 22
 
 
 def confusion_matrix(
-    gt: np.ndarray, pred: np.ndarray, num_classes: int, ignore_index: int | None = None
+    gt: Stored, pred: Stored, num_classes: int, ignore_index: int | None = None
 ) -> np.ndarray:
     """(num_classes, num_classes) int64 counts, rows = ground truth, columns = prediction.
 
@@ -28,10 +30,10 @@ def confusion_matrix(
     if gt.shape != pred.shape:
         raise ValueError(f"gt shape {gt.shape} and pred shape {pred.shape} differ")
     counts = np.zeros(num_classes * num_classes, dtype=np.int64)
-    flat_gt, flat_pred = gt.reshape(-1), pred.reshape(-1)
-    for start in range(0, flat_gt.size, _CHUNK):
-        g = np.asarray(flat_gt[start : start + _CHUNK]).astype(np.int64)
-        p = np.asarray(flat_pred[start : start + _CHUNK]).astype(np.int64)
+    # Plain numpy chunks, read by offset when the maps are still on disk (each valid until the next).
+    for gt_chunk, pred_chunk in paired_chunks(gt, pred, _CHUNK):
+        g = gt_chunk.astype(np.int64)
+        p = pred_chunk.astype(np.int64)
         if ignore_index is not None:
             keep = g != ignore_index
             g, p = g[keep], p[keep]

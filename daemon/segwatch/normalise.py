@@ -1,9 +1,9 @@
 """Arrays as a training job dumps them → one (gt, pred, image) label-map item per sample. Pure: numpy in,
 numpy out.
 
-gt and integer preds stay views of their (possibly memory-mapped) arrays: the composer samples pixels from
-them and checks class ids there, so nothing here reads a label map in full. Scores are argmax-ed, which does
-read them in full, in blocks small enough to stay in cache.
+gt and integer preds stay views of their arrays, which may still be on disk (`FileArray`): the composer
+samples pixels from them and checks class ids there, so nothing here reads a label map in full. Scores are
+argmax-ed, which does read them in full, in blocks small enough to stay in cache.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Literal
 import numpy as np
 
 from segwatch.errors import ArtifactError
+from segwatch.filearrays import FileArray, Stored
 
 ClassAxis = Literal["first", "last"]
 
@@ -33,9 +34,9 @@ _HALF_NEGATIVE_ZERO = -0x8000
 class Item:
     """One sample, ready for colouring: label maps of equal (H, W) and an optional RGB image."""
 
-    gt: np.ndarray
-    pred: np.ndarray
-    image: np.ndarray | None
+    gt: Stored
+    pred: Stored
+    image: Stored | None
     # role → the file it came from (and which item of a batch), so that later errors can name the file.
     files: Mapping[str, str] = field(default_factory=dict)
     # A 3-D volume's whole (D, H, W) gt and pred, which metrics count, when gt and pred are a montage of slices.
@@ -43,9 +44,9 @@ class Item:
 
 
 def normalise(
-    gt: np.ndarray,
-    pred: np.ndarray,
-    image: np.ndarray | None,
+    gt: Stored,
+    pred: Stored,
+    image: Stored | None,
     *,
     class_axis: ClassAxis = "first",
     threshold: float = 0.5,
@@ -68,7 +69,7 @@ def normalise(
 
     gt_items = _split(_bool_as_uint8(gt), gt)
     pred_items = _pred_label_maps(gt, pred, class_axis=class_axis, threshold=threshold, names=names)
-    image_items: list[np.ndarray | None] = (
+    image_items: list[Stored | None] = (
         [None] * len(gt_items) if image is None else list(_images(gt, image, names))
     )
     return [
@@ -85,8 +86,8 @@ def _item_files(names: Mapping[str, str], index: int, *, batched: bool) -> dict[
 
 
 def _pred_label_maps(
-    gt: np.ndarray, pred: np.ndarray, *, class_axis: ClassAxis, threshold: float, names: Mapping[str, str]
-) -> list[np.ndarray]:
+    gt: Stored, pred: Stored, *, class_axis: ClassAxis, threshold: float, names: Mapping[str, str]
+) -> list[Stored]:
     if pred.dtype.kind not in "biuf":
         raise _bad("pred", names, f"pred must hold integer class ids or float scores, got {pred.dtype}")
     if pred.shape == gt.shape:
@@ -127,22 +128,23 @@ def _pred_label_maps(
 
 
 def _scores_to_labels(
-    scores: np.ndarray, class_axis: ClassAxis, threshold: float, nan_message: str
+    scores: Stored, class_axis: ClassAxis, threshold: float, nan_message: str
 ) -> np.ndarray:
     """One item's (C, H, W) or (H, W, C) scores → (H, W) labels."""
-    by_class = scores if class_axis == "first" else np.moveaxis(scores, -1, 0)
+    by_class = scores if class_axis == "first" else scores.transpose((2, 0, 1))
     if by_class.shape[0] == 1:
         return _thresholded(by_class[0], threshold, nan_message)
     return argmax_over_classes(by_class, nan_message=nan_message)
 
 
-def _thresholded(probabilities: np.ndarray, threshold: float, nan_message: str) -> np.ndarray:
+def _thresholded(probabilities: Stored, threshold: float, nan_message: str) -> np.ndarray:
+    probabilities = np.asarray(probabilities)  # read once, used twice
     if np.isnan(probabilities).any():
         raise ArtifactError(nan_message)
     return (probabilities >= threshold).view(np.uint8)
 
 
-def argmax_over_classes(scores: np.ndarray, *, nan_message: str = "scores contain NaN") -> np.ndarray:
+def argmax_over_classes(scores: Stored, *, nan_message: str = "scores contain NaN") -> np.ndarray:
     """Labels of the highest score over axis 0 of (C, H, W) float scores; ties go to the lowest class id.
 
     Equals np.argmax(scores, axis=0) but is several times faster on big float16 batches: running comparisons
@@ -150,8 +152,9 @@ def argmax_over_classes(scores: np.ndarray, *, nan_message: str = "scores contai
     arithmetic, while int16 compares are vectorised). Labels come back in the smallest unsigned dtype that
     holds C - 1.
     """
-    # A plain ndarray view: np.memmap runs Python-level hooks on every slice, and the loop slices a lot.
-    scores = np.asarray(scores)
+    stored = isinstance(scores, FileArray)
+    if not stored:
+        scores = np.asarray(scores)
     classes, height, width = scores.shape
     label_dtype = np.min_scalar_type(classes - 1)
     half = scores.dtype.itemsize == 2
@@ -161,12 +164,17 @@ def argmax_over_classes(scores: np.ndarray, *, nan_message: str = "scores contai
     else:
         source = scores
         work_dtype = scores.dtype.newbyteorder("=")
-    # Native float16 rows are compared where they lie (in a memory map, say), since they are only read;
-    # anything else is gathered into a native, contiguous work block, fixing the byte order in the same pass.
-    in_place = half and source.dtype.isnative and source.strides[2] == source.itemsize
+    # Native float16 rows in memory are compared where they lie, since they are only read; anything else is
+    # gathered into a native, contiguous work block, fixing the byte order in the same pass. From a file,
+    # each block is read straight into that buffer (through a raw one when the byte order needs fixing).
+    in_place = not stored and half and source.dtype.isnative and source.strides[2] == source.itemsize
 
     rows = min(height, max(1, _WORK_BUFFER_BYTES // (classes * width * work_dtype.itemsize)))
     work = None if in_place else np.empty((classes, rows, width), dtype=work_dtype)
+    raw = None
+    from_file = source if isinstance(source, FileArray) else None
+    if from_file is not None and work is not None:
+        raw = work if source.dtype == work_dtype else np.empty(work.shape, dtype=source.dtype)
     scratch = _Scratch(rows, width, work_dtype, label_dtype)
     labels = np.empty((height, width), dtype=label_dtype)
 
@@ -177,7 +185,12 @@ def argmax_over_classes(scores: np.ndarray, *, nan_message: str = "scores contai
             block = source[:, top : top + count]
         else:
             block = work[:, :count]
-            np.copyto(block, source[:, top : top + count])
+            if from_file is not None and raw is not None:
+                from_file[:, top : top + count].read_into(raw[:, :count])
+                if raw is not work:
+                    np.copyto(block, raw[:, :count])
+            else:
+                np.copyto(block, source[:, top : top + count])
         if half:
             _half_argmax(block, out, scratch, nan_message)
             continue
@@ -254,7 +267,7 @@ def _half_argmax(block: np.ndarray, out: np.ndarray, scratch: _Scratch, nan_mess
 # --- images ------------------------------------------------------------------------------------------------
 
 
-def _images(gt: np.ndarray, image: np.ndarray, names: Mapping[str, str]) -> list[np.ndarray]:
+def _images(gt: Stored, image: Stored, names: Mapping[str, str]) -> list[Stored]:
     accepted = (gt.shape, (*gt.shape, 1), (*gt.shape, 3))
     if image.shape not in accepted:
         raise _mismatch(
@@ -267,13 +280,19 @@ def _images(gt: np.ndarray, image: np.ndarray, names: Mapping[str, str]) -> list
         )
     if image.dtype.kind not in "biuf":
         raise _bad("image", names, f"image must be uint8, integer or float in [0, 1], got {image.dtype}")
+    if image.dtype.kind == "f":
+        image = np.asarray(image)  # converted in full anyway: read once
     if image.dtype.kind == "f" and np.isnan(image).any():
         raise _bad("image", names, f"image contains NaN (shape {image.shape})")
     return [_to_rgb8(item) for item in _split(image, gt)]
 
 
-def _to_rgb8(image: np.ndarray) -> np.ndarray:
+def _to_rgb8(image: Stored) -> Stored:
     """(H, W), (H, W, 1) or (H, W, 3) of any accepted dtype → (H, W, 3) uint8, clipping, never wrapping."""
+    if isinstance(image, FileArray):
+        if image.dtype == np.uint8 and image.ndim == 3 and image.shape[-1] == 3:
+            return image  # the composer reads only the rows it samples
+        image = np.asarray(image)
     if image.ndim == 2:
         image = image[..., np.newaxis]
     rgb = _to_uint8(image)
@@ -297,19 +316,19 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
 # --- shapes, views and messages -----------------------------------------------------------------------------
 
 
-def _split(array: np.ndarray, gt: np.ndarray) -> list[np.ndarray]:
+def _split(array: Stored, gt: Stored) -> list[Stored]:
     """Per-item views: a batch when gt is (N, H, W), else the array is the only item."""
     if gt.ndim == 3:
         return [array[index] for index in range(array.shape[0])]
     return [array]
 
 
-def _bool_as_uint8(labels: np.ndarray) -> np.ndarray:
+def _bool_as_uint8(labels: Stored) -> Stored:
     # Same itemsize, so this is a view, not a copy: bool masks become class ids 0 and 1.
     return labels.view(np.uint8) if labels.dtype.kind == "b" else labels
 
 
-def _check_dims_and_size(role: str, array: np.ndarray, names: Mapping[str, str]) -> None:
+def _check_dims_and_size(role: str, array: Stored, names: Mapping[str, str]) -> None:
     if not 2 <= array.ndim <= 4:
         raise _bad(role, names, f"{role} must have 2 to 4 dimensions, got shape {array.shape}")
     if array.size == 0:
@@ -324,12 +343,12 @@ def _bad(role: str, names: Mapping[str, str], reason: str) -> ArtifactError:
     return ArtifactError(_prefix(role, names) + reason)
 
 
-def _described(role: str, array: np.ndarray, names: Mapping[str, str]) -> str:
+def _described(role: str, array: Stored, names: Mapping[str, str]) -> str:
     return f"{role} {names[role]} {array.shape}" if role in names else f"{role} {array.shape}"
 
 
 def _mismatch(
-    role_a: str, a: np.ndarray, role_b: str, b: np.ndarray, names: Mapping[str, str], expected: str = ""
+    role_a: str, a: Stored, role_b: str, b: Stored, names: Mapping[str, str], expected: str = ""
 ) -> ArtifactError:
     message = f"shape mismatch: {_described(role_a, a, names)} vs {_described(role_b, b, names)}"
     return ArtifactError(f"{message}; {expected}" if expected else message)

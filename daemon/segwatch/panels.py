@@ -25,6 +25,7 @@ from segwatch.compose import (
     resize_labels_nearest,
 )
 from segwatch.errors import ArtifactError
+from segwatch.filearrays import Stored
 from segwatch.normalise import Item
 
 __all__ = [
@@ -86,7 +87,7 @@ def boundary_colour(space: IndexSpace) -> np.ndarray:
     return space.full_palette()[space.ignore_slot]  # unreachable with fewer than 256 classes
 
 
-def _indices(labels: np.ndarray, space: IndexSpace, size: tuple[int, int], source: str) -> np.ndarray:
+def _indices(labels: Stored, space: IndexSpace, size: tuple[int, int], source: str) -> np.ndarray:
     """Class ids resized to `size` → full-palette indices (ignore_index → its slot); refuses unknown ids."""
     values = resize_labels_nearest(labels, size).astype(np.int64)
     n = space.num_classes

@@ -8,12 +8,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
 from segwatch.archives import load_dump_file
 from segwatch.compose import ComposeOptions, Composite, IndexSpace, compose_grid, compose_pair
 from segwatch.config import Config
 from segwatch.errors import ArtifactError
+from segwatch.filearrays import ReadSession, Stored
 from segwatch.insight import Insight, panel_notes
 from segwatch.layout import Artifact
 from segwatch.normalise import Item, normalise
@@ -59,8 +58,16 @@ class Renderer:
         self._viewer_pending: dict[tuple[str, int], StoredLayers] = {}
 
     def render(self, artifact: Artifact) -> list[Summary]:
+        """The artifact's summaries. Its arrays are read by offset while rendering; if any of its files
+        changed meanwhile, NotReadyError ("changed while reading") says to try again once they settle."""
+        with ReadSession() as reads:
+            summaries = self._render(artifact, reads)
+            reads.check_unchanged()
+        return summaries
+
+    def _render(self, artifact: Artifact, reads: ReadSession) -> list[Summary]:
         insight = self.insight
-        items = self.load_items(artifact, every=insight.needs_every_item)
+        items = self.load_items(artifact, every=insight.needs_every_item, reads=reads)
         source = artifact.label
         confusions = insight.confusions(items)
         shown = insight.choose(items, confusions)
@@ -92,9 +99,12 @@ class Renderer:
         if layers is not None:
             self._viewer_stored[run] = layers
 
-    def load_items(self, artifact: Artifact, *, every: bool = False) -> list[Item]:
-        """The artifact's items, at most `compose.max_items` of them (all with `every`), read lazily where
-        possible."""
+    def load_items(
+        self, artifact: Artifact, *, every: bool = False, reads: ReadSession | None = None
+    ) -> list[Item]:
+        """The artifact's items, at most `compose.max_items` of them (all with `every`). With `reads`, label
+        maps and uint8 images stay on disk and only what is drawn or counted is read; without, the arrays
+        are read into memory."""
         limits = self.config.limits
         compose = self.config.compose
         limit = None if every else compose.max_items
@@ -111,6 +121,7 @@ class Renderer:
                     max_file_bytes=limits.max_file_bytes,
                     max_pixels=limits.max_pixels,
                     root=None if p in fixed else root,
+                    reads=reads,
                 )
                 for p in paths
             ]
@@ -186,8 +197,8 @@ def _viewer_plan(config: Config, space: IndexSpace) -> ViewerPlan:
 
 
 def _first_items(
-    gt: np.ndarray, pred: np.ndarray, image: np.ndarray | None, limit: int | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    gt: Stored, pred: Stored, image: Stored | None, limit: int | None
+) -> tuple[Stored, Stored, Stored | None]:
     """Cut a batch to its first `limit` items before anything reads it, so unseen items are never read.
 
     Only when the batch sizes agree: otherwise the full shapes go on to normalise, which names the mismatch.

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from segwatch.errors import ArtifactError, NotReadyError, SinkError
+from segwatch.errors import ArtifactError, NotReadyError, RetryableError, SinkError
 from segwatch.layout import Artifact
 from segwatch.ledger import Ledger
 from segwatch.lock import LogdirBusy
@@ -35,6 +35,8 @@ class Outcome(enum.Enum):
     DONE = "already done"
     LATE = "skipped (late)"
     NOT_READY = "not ready"
+    # A file cannot be read for now (permissions, descriptors, transient I/O): retried with backoff.
+    WAITING = "waiting"
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,8 @@ class Processor:
         started = time.perf_counter()
         try:
             summaries = self.renderer.render(artifact)
+        except RetryableError as exc:
+            return Result(Outcome.WAITING, str(exc))
         except NotReadyError as exc:
             return Result(Outcome.NOT_READY, str(exc))
         except ArtifactError as exc:
@@ -215,12 +219,14 @@ def describe_exception(exc: BaseException, limit: int = REASON_CHARS) -> str:
 
 
 def artifact_fingerprint(artifact: Artifact) -> str:
-    """Changes whenever any of the artifact's files is replaced or rewritten."""
+    """Changes whenever any of the artifact's files is replaced, rewritten or has its permissions changed
+    (mode and ctime: a file made readable again is looked at again)."""
     digest = hashlib.sha256()
     for path in artifact.paths():
         try:
             stat = os.stat(path)
-            digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\0{stat.st_ino}\n".encode())
+            identity = (stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_mode, stat.st_ctime_ns)
+            digest.update(f"{path}\0{identity}\n".encode())
         except OSError:
             digest.update(f"{path}\0missing\n".encode())
     return digest.hexdigest()[:16]

@@ -1,6 +1,11 @@
 """Deciding when an epoch may be read: all its files present, each as long as its header promises, and none
 of them changed for the settle window.
 
+"Unchanged for `settle`" is measured with the daemon's own monotonic clock, between two observations of every
+file's (size, mtime_ns, inode, ctime_ns), never by comparing a file's mtime with local time: a server whose
+clock is behind, or whole-second timestamps, would otherwise make a file being filled look settled long ago.
+An epoch seen complete at its first observation (renamed into place) waits one settle window, no more.
+
 Watcher events and scans only say "look at this path"; this module turns those hints into artifacts that are
 safe to read, in (run, epoch) order. It reads file metadata and `.npy` headers, never array data.
 """
@@ -15,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from segwatch.archives import check_archive, is_archive
-from segwatch.errors import ArtifactError, NotReadyError
+from segwatch.errors import ArtifactError, NotReadyError, RetryableError
 from segwatch.layout import TRIGGER, Artifact, ArtifactKey, DumpLayout, group_artifacts
 from segwatch.loading import check_complete
 
@@ -23,12 +28,20 @@ log = logging.getLogger(__name__)
 
 # A file still short after its epoch settled is looked at again this often, until the incomplete timeout.
 SHORT_RECHECK = 1.0
+# With whole-second timestamps (mtime and ctime both), a change within the same second is invisible: the
+# window then spans at least two ticks of that clock (FAT's is two seconds).
+COARSE_SETTLE = 2.0
+# An epoch whose files cannot be read for now is retried after this, doubling up to the maximum.
+RETRY_FIRST = 1.0
+RETRY_MAX = 60.0
+
+_Signature = tuple[tuple[str, int, int, int, int], ...]
 
 
 @dataclass
 class _Epoch:
     files: dict[ArtifactKey, str] = field(default_factory=dict)
-    signature: tuple[tuple[str, int, int], ...] = ()
+    signature: _Signature = ()
     settled_at: float = 0.0
     next_check: float | None = 0.0
     short_since: float | None = None
@@ -36,6 +49,7 @@ class _Epoch:
     last_change: float = 0.0
     triggered_since: float | None = None
     reported_trigger: bool = False
+    waits: int = 0
 
 
 class Readiness:
@@ -53,7 +67,6 @@ class Readiness:
         layout: DumpLayout | None = None,
         root: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.required_roles = tuple(required_roles)
         self.fixed_files = dict(fixed_files or {})
@@ -70,7 +83,6 @@ class Readiness:
         # back to back are logged in order instead of the older one arriving "late".
         self.hold_back = max(1.0, 5 * settle)
         self._clock = clock
-        self._wall_clock = wall_clock
         self._epochs: dict[tuple[str, int], _Epoch] = {}
 
     def __len__(self) -> int:
@@ -96,6 +108,20 @@ class Readiness:
         state = self._epochs.get((run, epoch))
         if state is not None:
             state.next_check = when
+
+    def wait(self, run: str, epoch: int, reason: str) -> None:
+        """An epoch whose files cannot be read for now (permissions, descriptors, transient I/O): look at it
+        again after a delay that doubles with each failure (a hint brings it back at once), and say so once."""
+        state = self._epochs.get((run, epoch))
+        if state is None:
+            return
+        state.waits += 1
+        delay = min(RETRY_MAX, RETRY_FIRST * 2 ** min(state.waits - 1, 16))
+        state.next_check = self._clock() + delay
+        if state.waits == 1:
+            log.warning("run=%s epoch=%d waiting: %s (retrying with backoff)", run or ".", epoch, reason)
+        else:
+            log.debug("run=%s epoch=%d still waiting (retry in %.0f s): %s", run or ".", epoch, delay, reason)
 
     def next_deadline(self) -> float | None:
         deadlines = [e.next_check for e in self._epochs.values() if e.next_check is not None]
@@ -153,12 +179,11 @@ class Readiness:
             state.signature = signature
             state.settled_at = now
         elif signature != state.signature:
+            # Changed since the last look, or seen for the first time: a full window from now, by our clock.
             state.signature = signature
             state.last_change = now
-            newest = max(mtime for _, _, mtime in signature) / 1e9
-            # Files written long ago (an epoch directory renamed into place) have settled already.
-            age = self._wall_clock() - newest
-            state.settled_at = now + self.settle - min(max(age, 0.0), self.settle)
+            coarse = all(mtime % 10**9 == 0 and ctime % 10**9 == 0 for *_, mtime, ctime in signature)
+            state.settled_at = now + (max(self.settle, COARSE_SETTLE) if coarse else self.settle)
         if now < state.settled_at:
             state.next_check = state.settled_at
             return None
@@ -203,6 +228,9 @@ class Readiness:
                     )
                 else:
                     check_complete(Path(path), self.root, **self._caps)
+            except RetryableError:
+                # Unreadable for now: the processor's read meets it too and puts the epoch on backoff.
+                continue
             except NotReadyError as exc:
                 if state.short_since is None:
                     state.short_since = now
@@ -236,7 +264,7 @@ class Readiness:
         return None
 
 
-def _signature(files: Mapping[ArtifactKey, str]) -> tuple[tuple[str, int, int], ...] | None:
+def _signature(files: Mapping[ArtifactKey, str]) -> _Signature | None:
     entries = []
     for path in sorted(files.values()):
         try:
@@ -248,5 +276,5 @@ def _signature(files: Mapping[ArtifactKey, str]) -> tuple[tuple[str, int, int], 
                 stat = os.lstat(path)
             except OSError:
                 return None
-        entries.append((path, stat.st_size, stat.st_mtime_ns))
+        entries.append((path, stat.st_size, stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns))
     return tuple(entries)

@@ -51,7 +51,7 @@ class Tally:
 
     @property
     def failed(self) -> bool:
-        return self.outcomes[Outcome.SET_ASIDE] > 0
+        return self.outcomes[Outcome.SET_ASIDE] + self.outcomes[Outcome.WAITING] > 0
 
     def line(self) -> str:
         parts = [f"{self.outcomes[outcome]} {outcome.value}" for outcome in Outcome]
@@ -131,6 +131,13 @@ def _process_all(processor: Processor, artifacts: list[Artifact], tally: Tally) 
             log.warning("run=%s epoch=%d skipped: %s", artifact.run or ".", artifact.epoch, result.reason)
         elif result.outcome is Outcome.NOT_READY:
             log.info("run=%s epoch=%d not ready: %s", artifact.run or ".", artifact.epoch, result.reason)
+        elif result.outcome is Outcome.WAITING:
+            log.warning(
+                "run=%s epoch=%d waiting: %s (not set aside: the next pass retries it)",
+                artifact.run or ".",
+                artifact.epoch,
+                result.reason,
+            )
 
 
 class Daemon:
@@ -369,6 +376,9 @@ class Daemon:
             key = (artifact.run, artifact.epoch)
             if result.outcome is Outcome.NOT_READY:
                 readiness.retry_at(artifact.run, artifact.epoch, time.monotonic() + readiness.settle)
+                continue
+            if result.outcome is Outcome.WAITING:
+                readiness.wait(artifact.run, artifact.epoch, result.reason)
                 continue
             readiness.forget(*key)
             if key not in self._finished and result.outcome is Outcome.LATE:

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from segwatch.errors import ArtifactError
+from segwatch.filearrays import Stored
 from segwatch.normalise import ClassAxis, Item, normalise
 
 __all__ = ["montage", "slice_indices", "volume_items"]
@@ -35,8 +36,9 @@ def montage_columns(count: int) -> int:
     return next(c for c in range(math.isqrt(count - 1) + 1 if count > 1 else 1, count + 1) if count % c == 0)
 
 
-def montage(slices: Sequence[np.ndarray]) -> np.ndarray:
+def montage(stored: Sequence[Stored]) -> np.ndarray:
     """Equal-shaped (H, W[, 3]) slices tiled row by row into one (rows·H, columns·W[, 3]) array."""
+    slices = [np.asarray(plane) for plane in stored]
     columns = montage_columns(len(slices))
     rows = [
         np.concatenate(slices[start : start + columns], axis=1) for start in range(0, len(slices), columns)
@@ -45,9 +47,9 @@ def montage(slices: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def volume_items(
-    gt: np.ndarray,
-    pred: np.ndarray,
-    image: np.ndarray | None,
+    gt: Stored,
+    pred: Stored,
+    image: Stored | None,
     *,
     slices: int,
     limit: int | None = None,
@@ -94,9 +96,9 @@ def volume_items(
 
 
 def _volume_item(
-    gt: np.ndarray,
-    pred: np.ndarray,
-    image: np.ndarray | None,
+    gt: Stored,
+    pred: Stored,
+    image: Stored | None,
     *,
     slices: int,
     class_axis: ClassAxis,
@@ -105,7 +107,7 @@ def _volume_item(
 ) -> Item:
     if class_axis == "first" and pred.ndim == gt.ndim + 1 and pred.shape[1:] == gt.shape:
         # Slices are the batch axis for normalise, which wants each slice's class axis first: (D, C, H, W).
-        pred = np.moveaxis(pred, 0, 1)
+        pred = pred.transpose((1, 0, *range(2, pred.ndim)))
     # The volume's slices, as normalise's batch: it argmaxes scores and checks shapes, naming the file.
     planes = normalise(gt, pred, image, class_axis=class_axis, threshold=threshold, names=names)
     shown = [planes[i] for i in slice_indices(len(planes), slices)]
@@ -114,5 +116,8 @@ def _volume_item(
         pred=montage([plane.pred for plane in shown]),
         image=None if image is None else montage([plane.image for plane in shown if plane.image is not None]),
         files=dict(names),
-        volume=(np.stack([plane.gt for plane in planes]), np.stack([plane.pred for plane in planes])),
+        volume=(
+            np.stack([np.asarray(plane.gt) for plane in planes]),
+            np.stack([np.asarray(plane.pred) for plane in planes]),
+        ),
     )

@@ -1,0 +1,368 @@
+"""Arrays that stay on disk and are read by offset: nothing is ever memory-mapped.
+
+A shared memory map of a file someone else can truncate turns the producer's next `np.save` over it into
+SIGBUS, which kills the process outright, and some filesystems (FUSE with `direct_io`: sshfs, object-store
+mounts) cannot map at all. A FileArray instead knows where its elements lie in an open file and reads only the
+bytes asked for, with positional reads into buffers the caller owns. A file that shrinks under a read gives a
+short read, raised as "changed while reading" (a NotReadyError: retry once the file settles), and
+`ReadSession.check_unchanged` catches a file rewritten in place at the same size.
+
+Views cost nothing: integer and slice indexing, `transpose`, and a same-width `view(dtype)` only change the
+offset, shape and strides. Bytes are read by `read_into`/`np.asarray` (the view, in full), `sample_rows`
+(nearest sampling reads just the rows it keeps) and `flat_chunks`/`paired_chunks` (metrics, in chunks of a
+fixed size through one reused buffer).
+"""
+
+from __future__ import annotations
+
+import errno
+import math
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TypeAlias
+
+import numpy as np
+
+from segwatch.errors import ArtifactError, NotReadyError, RetryableError
+
+__all__ = [
+    "RETRYABLE_ERRNOS",
+    "FileArray",
+    "OpenFile",
+    "ReadSession",
+    "Stored",
+    "as_ndarray",
+    "flat_chunks",
+    "os_error",
+    "paired_chunks",
+    "sample_rows",
+]
+
+# Errors that can heal without the file changing: a permission fixed, descriptors freed, a server back.
+RETRYABLE_ERRNOS = frozenset(
+    {errno.EACCES, errno.EMFILE, errno.ENFILE, errno.ESTALE, errno.EIO, errno.ENOMEM, errno.EAGAIN}
+    | ({errno.ETIMEDOUT} if hasattr(errno, "ETIMEDOUT") else set())
+)
+
+# A strided read whose bytes lie within this span is done as one read and gathered in memory; wider ones are
+# split along their widest axis. Bounds every temporary buffer here.
+_GATHER_SPAN = 1 << 20
+
+
+def os_error(path: Path | str, action: str, exc: OSError) -> ArtifactError:
+    """The error for an OSError on a dump file: retryable when the cause can heal, else the file is bad."""
+    reason = f"{path}: cannot {action} ({exc.strerror or exc})"
+    if exc.errno in RETRYABLE_ERRNOS:
+        return RetryableError(f"{reason}; will retry")
+    return ArtifactError(reason)
+
+
+def _identity(result: os.stat_result) -> tuple[int, int, int, int]:
+    return (result.st_ino, result.st_size, result.st_mtime_ns, result.st_ctime_ns)
+
+
+class OpenFile:
+    """One open dump file, with what it looked like when it was opened."""
+
+    def __init__(self, fd: int, path: Path) -> None:
+        self.fd = fd
+        self.path = path
+        try:
+            self.identity = _identity(os.fstat(fd))
+        except OSError as exc:
+            raise os_error(path, "stat", exc) from exc
+
+    @property
+    def size(self) -> int:
+        return self.identity[1]
+
+    def changed(self, detail: str) -> NotReadyError:
+        return NotReadyError(f"{self.path}: changed while reading ({detail}); retrying once it settles")
+
+    def read_into(self, buffer: np.ndarray, offset: int) -> None:
+        """Fill the C-contiguous `buffer` with the file's bytes from `offset`; a short read means the file
+        shrank (it was complete when checked), raised as "changed while reading"."""
+        if not buffer.flags.c_contiguous:
+            raise ValueError("read_into needs a C-contiguous buffer")
+        view = buffer.reshape(-1).view(np.uint8).data
+        done, total = 0, len(view)
+        while done < total:
+            try:
+                got = os.preadv(self.fd, [view[done:]], offset + done)
+            except OSError as exc:
+                raise os_error(self.path, "read", exc) from exc
+            if got == 0:
+                raise self.changed(f"{offset + done} of {offset + total} bytes there")
+            done += got
+
+    def check_unchanged(self) -> None:
+        try:
+            now = _identity(os.fstat(self.fd))
+        except OSError as exc:
+            raise os_error(self.path, "stat", exc) from exc
+        if now != self.identity:
+            raise self.changed("rewritten in place")
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+class ReadSession:
+    """The files one artifact is read from: all closed together, and checked unchanged before the result
+    counts. Use as a context manager around everything that reads the artifact's arrays."""
+
+    def __init__(self) -> None:
+        self.files: list[OpenFile] = []
+
+    def adopt(self, fd: int, path: Path) -> OpenFile:
+        try:
+            opened = OpenFile(fd, path)
+        except BaseException:
+            os.close(fd)
+            raise
+        self.files.append(opened)
+        return opened
+
+    def check_unchanged(self) -> None:
+        for opened in self.files:
+            opened.check_unchanged()
+
+    def close(self) -> None:
+        while self.files:
+            self.files.pop().close()
+
+    def __enter__(self) -> ReadSession:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class FileArray:
+    """An array still in a file: shape, dtype, and the byte offset and strides of its elements."""
+
+    __slots__ = ("dtype", "file", "offset", "shape", "strides")
+
+    def __init__(
+        self, file: OpenFile, shape: tuple[int, ...], dtype: np.dtype, offset: int, strides: tuple[int, ...]
+    ) -> None:
+        self.file = file
+        # Typed as ndarray.shape is, so that code written for arrays takes either.
+        self.shape: tuple[Any, ...] = shape
+        self.dtype = dtype
+        self.offset = offset
+        self.strides = strides
+
+    @classmethod
+    def of(
+        cls, file: OpenFile, shape: tuple[int, ...], dtype: np.dtype, offset: int, fortran: bool
+    ) -> FileArray:
+        strides: list[int] = []
+        step = dtype.itemsize
+        for dim in reversed(shape) if not fortran else shape:
+            strides.append(step)
+            step *= max(dim, 1)
+        return cls(file, shape, dtype, offset, tuple(reversed(strides)) if not fortran else tuple(strides))
+
+    # --- what numpy code asks of an array ---------------------------------------------------------------
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def itemsize(self) -> int:
+        return self.dtype.itemsize
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.itemsize
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        return f"FileArray({self.file.path}, shape={self.shape}, dtype={self.dtype})"
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        if self.ndim > 1 and self.transpose().is_contiguous():
+            # Column-major in the file: one read into a column-major array (its transpose is C-contiguous).
+            out = np.empty(self.shape, dtype=self.dtype, order="F")
+            self.file.read_into(out.T, self.offset)
+        else:
+            out = np.empty(self.shape, dtype=self.dtype)
+            self.read_into(out)
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    # Comparisons read the view: without these, `stored == 255` would compare identities and say False.
+    def __eq__(self, other: object) -> Any:
+        return np.asarray(self) == other
+
+    def __ne__(self, other: object) -> Any:
+        return np.asarray(self) != other
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def astype(self, dtype: Any, copy: bool = True) -> np.ndarray:
+        return np.asarray(self).astype(dtype, copy=False)
+
+    def view(self, dtype: Any) -> FileArray:
+        """The same bytes as another dtype of the same width (bool as uint8, float16 as int16)."""
+        new = np.dtype(dtype)
+        if new.itemsize != self.itemsize:
+            raise ValueError(f"a FileArray view must keep the item size, {self.dtype} -> {new}")
+        return FileArray(self.file, self.shape, new, self.offset, self.strides)
+
+    def transpose(self, *axes: Any) -> FileArray:
+        order = tuple(axes[0]) if len(axes) == 1 and not isinstance(axes[0], int) else tuple(axes)
+        if not order:
+            order = tuple(reversed(range(self.ndim)))
+        if sorted(order) != list(range(self.ndim)):
+            raise ValueError(f"axes {order} are not a permutation of {self.ndim} axes")
+        return FileArray(
+            self.file,
+            tuple(self.shape[a] for a in order),
+            self.dtype,
+            self.offset,
+            tuple(self.strides[a] for a in order),
+        )
+
+    def __getitem__(self, key: Any) -> Any:
+        """Integers and slices (positive steps) give views; a 1-D integer array on the first axis reads those
+        entries and gives an ndarray."""
+        if isinstance(key, np.ndarray | list) and not isinstance(key, bool):
+            return self.take_first(np.asarray(key, dtype=np.intp))
+        keys = key if isinstance(key, tuple) else (key,)
+        if len(keys) > self.ndim:
+            raise IndexError(f"too many indices for a {self.ndim}-d FileArray")
+        offset = self.offset
+        shape: list[int] = []
+        strides: list[int] = []
+        for axis, (dim, stride) in enumerate(zip(self.shape, self.strides, strict=True)):
+            if axis >= len(keys):
+                shape.append(dim)
+                strides.append(stride)
+                continue
+            part = keys[axis]
+            if isinstance(part, slice):
+                start, stop, step = part.indices(dim)
+                if step < 1:
+                    raise IndexError("FileArray slices take positive steps only")
+                count = len(range(start, stop, step))
+                offset += start * stride if count else 0
+                shape.append(count)
+                strides.append(stride * step)
+            elif isinstance(part, int | np.integer):
+                index = int(part) + (dim if part < 0 else 0)
+                if not 0 <= index < dim:
+                    raise IndexError(f"index {int(part)} is out of bounds for axis {axis} with size {dim}")
+                offset += index * stride
+            else:
+                raise IndexError(f"FileArray takes integers and slices, got {type(part).__name__}")
+        return FileArray(self.file, tuple(shape), self.dtype, offset, tuple(strides))
+
+    def take_first(self, indices: np.ndarray) -> np.ndarray:
+        """The entries `indices` of the first axis, read into a new array (only those entries are read)."""
+        out = np.empty((len(indices), *self.shape[1:]), dtype=self.dtype)
+        for position, index in enumerate(indices.tolist()):
+            self[index].read_into(out[position])
+        return out
+
+    # --- reading ----------------------------------------------------------------------------------------
+    def is_contiguous(self) -> bool:
+        step = self.itemsize
+        for dim, stride in zip(reversed(self.shape), reversed(self.strides), strict=True):
+            if dim != 1 and stride != step:
+                return False
+            step *= dim
+        return True
+
+    def _span(self) -> int:
+        return (
+            sum((dim - 1) * stride for dim, stride in zip(self.shape, self.strides, strict=True))
+            + self.itemsize
+        )
+
+    def read_into(self, out: np.ndarray) -> None:
+        """Fill `out` (this view's shape and dtype) with the view's elements, reading no byte outside it
+        except within small gaps (at most `_GATHER_SPAN` per read)."""
+        if out.shape != self.shape or out.dtype != self.dtype:
+            raise ValueError(f"read_into needs {self.shape} {self.dtype}, got {out.shape} {out.dtype}")
+        if self.size == 0:
+            return
+        if self.is_contiguous():
+            if out.flags.c_contiguous:
+                self.file.read_into(out, self.offset)
+            else:
+                buffer = np.empty(self.shape, dtype=self.dtype)
+                self.file.read_into(buffer, self.offset)
+                out[...] = buffer
+            return
+        span = self._span()
+        if span <= _GATHER_SPAN:
+            raw = np.empty(span, dtype=np.uint8)
+            self.file.read_into(raw, self.offset)
+            out[...] = np.ndarray(self.shape, dtype=self.dtype, buffer=raw, strides=self.strides)
+            return
+        # Too wide for one read: split along the widest axis (the outermost in the file).
+        axis = max(range(self.ndim), key=lambda a: self.strides[a] if self.shape[a] > 1 else -1)
+        if self.ndim == 1:
+            per_read = max(1, _GATHER_SPAN // self.strides[0])
+            for start in range(0, self.shape[0], per_read):
+                self[start : start + per_read].read_into(out[start : start + per_read])
+            return
+        for index in range(self.shape[axis]):
+            where: tuple[Any, ...] = (*((slice(None),) * axis), index)
+            self[where].read_into(out[where])
+
+
+Stored: TypeAlias = np.ndarray | FileArray
+
+
+def as_ndarray(array: Stored) -> np.ndarray:
+    """An in-memory array: a FileArray is read in full, an ndarray comes back as it is."""
+    return np.asarray(array)
+
+
+def sample_rows(labels: Stored, rows: np.ndarray | slice) -> np.ndarray:
+    """`labels[rows]` of an (H, W) map as an ndarray; from a file only the rows kept are read."""
+    if not isinstance(labels, FileArray):
+        return np.asarray(labels)[rows]
+    if isinstance(rows, slice):
+        view = labels[rows]
+        if view.strides[-1] != view.itemsize and view.strides[0] < view.strides[-1]:
+            # Column-major in the file: a row is spread over the whole map, so read the map once.
+            return np.asarray(labels)[rows]
+        return np.asarray(view)
+    if labels.strides[-1] != labels.itemsize and labels.strides[0] < labels.strides[-1]:
+        return np.asarray(labels)[rows]
+    return labels.take_first(rows)
+
+
+def flat_chunks(array: Stored, pixels: int) -> Iterator[np.ndarray]:
+    """The array's elements in C order, `pixels` at a time (the last chunk shorter).
+
+    From a file each chunk is read into the same buffer: a chunk is valid only until the next one is asked
+    for. A file view that is not contiguous is read whole once (it is one item, already within the caps).
+    """
+    if isinstance(array, FileArray) and array.is_contiguous():
+        buffer = np.empty(min(pixels, array.size), dtype=array.dtype)
+        for start in range(0, array.size, pixels):
+            chunk = buffer[: min(pixels, array.size - start)]
+            array.file.read_into(chunk, array.offset + start * array.itemsize)
+            yield chunk
+        return
+    flat = np.asarray(array).reshape(-1)
+    for start in range(0, flat.size, pixels):
+        yield flat[start : start + pixels]
+
+
+def paired_chunks(gt: Stored, pred: Stored, pixels: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Aligned chunks of two equally shaped arrays, as plain numpy (see `flat_chunks`)."""
+    if gt.shape != pred.shape:
+        raise ValueError(f"gt shape {gt.shape} and pred shape {pred.shape} differ")
+    yield from zip(flat_chunks(gt, pixels), flat_chunks(pred, pixels), strict=True)
