@@ -664,35 +664,41 @@ def without_root_reads() -> list[str] | None:
     without_root_reads() is None,
     reason="running as root without setpriv: root reads files whatever their mode",
 )
-def test_unreadable_file_and_unlistable_directory_are_reported(tmp_path: Path) -> None:
+def test_unreadable_file_waits_is_retried_after_chmod_and_an_unlistable_directory_is_reported(
+    tmp_path: Path,
+) -> None:
     prefix = without_root_reads()
     assert prefix is not None
     root, logdir = tmp_path / "dumps", tmp_path / "tb"
     for epoch in range(4):
         write_good(root, "r", epoch)
-    unreadable = root / "r" / "epoch_1" / "pred.npy"
+    # The newest readable epoch is the unreadable one: once it is fixed, nothing later stands in its way.
+    unreadable = root / "r" / "epoch_2" / "pred.npy"
     unreadable.chmod(0o000)
     unlistable = root / "r" / "epoch_3"
     unlistable.chmod(0o000)
     config = write_config(tmp_path / "segwatch.yaml", root, logdir)
+    command = [*prefix, sys.executable, "-m", "segwatch", "once", "--config", str(config)]
     try:
-        result = subprocess.run(
-            [*prefix, sys.executable, "-m", "segwatch", "once", "--config", str(config)],
-            capture_output=True,
-            text=True,
-            timeout=110,
-            check=False,
-        )
+        result = subprocess.run(command, capture_output=True, text=True, timeout=110, check=False)
     finally:
         unlistable.chmod(0o755)
     assert result.returncode == 1, result.stderr
     log = result.stderr.splitlines()
     naming = lines_naming(log, unreadable)
-    assert len(naming) == 1 and " ERROR " in naming[0] and "Permission denied" in naming[0], log
+    # A permission can be fixed: the epoch waits (one line), it is not set aside for good.
+    assert len(naming) == 1 and " WARNING " in naming[0] and "Permission denied" in naming[0], log
+    assert "waiting" in naming[0], log
     listing = lines_naming(log, unlistable)
     assert len(listing) == 1 and " WARNING " in listing[0] and "cannot list" in listing[0], log
-    assert done_epochs(logdir) == {"r": {0, 2}}
-    assert set_aside_epochs(logdir) == {"r": {1}}
+    assert done_epochs(logdir) == {"r": {0, 1}}
+    assert set_aside_epochs(logdir).get("r", set()) == set()
+
+    unreadable.chmod(0o644)
+    again = subprocess.run(command, capture_output=True, text=True, timeout=110, check=False)
+    assert again.returncode == 0, again.stderr
+    assert done_epochs(logdir) == {"r": {0, 1, 2, 3}}
+    assert set_aside_epochs(logdir).get("r", set()) == set()
 
 
 # --- segwatch run -----------------------------------------------------------------------------------------
