@@ -14,10 +14,13 @@ without `:member` reads the member named after the role).
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
+
+log = logging.getLogger(__name__)
 
 ROLES = ("gt", "pred", "image")
 TRIGGER = "trigger"
@@ -33,6 +36,12 @@ _EPOCH = r"(?P<epoch>\d+)"
 _STEP = r"(?P<step>\d+)"
 # `gt_3.npy` is item 3 of a batch whose items have different shapes (one file each, as `save_epoch` writes them).
 _ROLE = r"(?P<role>{roles})(?:_(?P<item>\d+))?".format(roles="|".join(ROLES))
+# The epoch is a TensorBoard step, an int64: a larger number in a path is refused before any arithmetic.
+MAX_STEP = 2**63 - 1
+# Paths already refused for their numbers, so a rescan does not repeat the line (bounded: a flood of such
+# names costs a repeated line, not memory).
+_REFUSED: set[str] = set()
+_REFUSED_LIMIT = 10_000
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 _TOKEN = re.compile(r"\{[^{}]*\}?|\}")
 _GROUPS = {"run": _RUN, "epoch": _EPOCH, "step": _STEP, "role": _ROLE}
@@ -287,6 +296,8 @@ class DumpLayout:
             if match is None:
                 continue
             groups = match.groupdict()
+            if not _numbers_in_range(relative_path, match):
+                continue
             epoch = None if groups.get("epoch") is None else int(groups["epoch"])
             step = None if groups.get("step") is None else int(groups["step"])
             index, other = (epoch, step) if self.index == "epoch" else (step, epoch)
@@ -457,3 +468,30 @@ def _item_gap(roles: Mapping[str, Mapping[int | None, str]]) -> tuple[str, ...]:
         for role, items in sorted(roles.items())
         for item in sorted(everything - set(items), key=_item_order)
     )
+
+
+def _numbers_in_range(relative_path: str, match: re.Match[str]) -> bool:
+    """Whether the path's epoch, step and item numbers fit an int64; said once per offending path segment
+    (a directory `epoch_<huge>` is one line, not one per file) when they do not."""
+    groups = match.groupdict()
+    for name in ("epoch", "step", "item"):
+        digits = groups.get(name)
+        # Length first: int() of a number past 4,300 digits raises, and no int64 has more than 19.
+        if digits is None or (len(digits.lstrip("0")) <= 19 and int(digits) <= MAX_STEP):
+            continue
+        segment_end = relative_path.find("/", match.end(name))
+        where = relative_path if segment_end < 0 else relative_path[:segment_end]
+        if where not in _REFUSED:
+            if len(_REFUSED) >= _REFUSED_LIMIT:
+                _REFUSED.clear()
+            _REFUSED.add(where)
+            shown = digits if len(digits) <= 40 else f"{digits[:20]}... ({len(digits)} digits)"
+            log.warning(
+                "%s: %s %s is above %d (a TensorBoard step is an int64); not read",
+                where[:300],
+                name,
+                shown,
+                MAX_STEP,
+            )
+        return False
+    return True
