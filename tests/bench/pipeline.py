@@ -48,8 +48,9 @@ import numpy as np
 from segwatch.compose import Composite, compose_grid, compose_pair
 from segwatch.config import ComposeConfig, Config, config_from_mapping
 from segwatch.dump import save_epoch
+from segwatch.filearrays import ReadSession
 from segwatch.layout import Artifact
-from segwatch.loading import load_array
+from segwatch.loading import open_array
 from segwatch.normalise import normalise
 from segwatch.palettes import build_palette
 from segwatch.pipeline import Renderer
@@ -570,15 +571,17 @@ def bench_default_config(workload: Workload, data: Path, logdir: Path) -> dict[s
 
 
 def bench_argmax(artifact: Artifact, rounds: int) -> dict[str, Any]:
-    """segwatch's argmax of a logits batch (memory-mapped, as the renderer reads it) against reading it once."""
+    """segwatch's argmax of a logits batch (read by offset, block by block, as the renderer reads it) against
+    reading it once."""
     gt_path, logits_path = Path(artifact.files["gt"][0]), Path(artifact.files["pred"][0])
     caps = {"max_file_bytes": 1 << 40, "max_pixels": 1 << 40}
     chunk = bytearray(4 * MiB)
 
     def argmax() -> None:
-        gt = load_array(gt_path, **caps)
-        logits = load_array(logits_path, **caps)
-        normalise(gt, logits, None, class_axis="first")
+        with ReadSession() as reads:
+            gt = open_array(gt_path, reads, **caps)
+            logits = open_array(logits_path, reads, **caps)
+            normalise(gt, logits, None, class_axis="first")
 
     def read_np_load() -> None:
         np.load(logits_path)
@@ -612,7 +615,7 @@ MEMORY_METHOD = (
     "extra private = peak over the artifacts minus the baseline, where the baseline is the same process after "
     "imports, pipeline set-up and one tiny TensorFlow summary write. Two measures, the larger one is judged: "
     "anonymous resident memory (RssAnon of /proc/self/status, sampled every 1 ms by a thread; file-backed "
-    "pages, i.e. the memory-mapped .npy page cache, are not anonymous and do not count) and the tracemalloc "
+    "pages, i.e. the .npy page cache, are not anonymous and do not count) and the tracemalloc "
     "peak (every Python and numpy buffer allocation, exact, but blind to TensorFlow's C++ allocations). "
     "Peak RSS is VmHWM: the whole process, mapped file pages included."
 )
@@ -844,7 +847,7 @@ def print_report(results: dict[str, Any], targets: list[Target], meta: dict[str,
             arg = result["argmax"]
             sec = {key: _ms(value["median"]) for key, value in arg["seconds"].items()}
             out.write(
-                f"  argmax of the logits batch, segwatch (memory-mapped, normalise): {sec['argmax']} ms; reading "
+                f"  argmax of the logits batch, segwatch (read by offset, normalise): {sec['argmax']} ms; reading "
                 f"the logits once: np.load {sec['np_load']} ms, a 4 MiB readinto loop {sec['stream_read']} ms; "
                 f"np.load + np.argmax {sec['numpy_argmax']} ms\n"
                 f"  argmax/np.load {arg['argmax_vs_np_load']['median']:.2f}, "
