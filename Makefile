@@ -39,11 +39,13 @@ screenshots: $(STAMP)
 # A short coverage-guided fuzz of each target (the suite runs the same briefly); fuzz-long runs an hour each.
 fuzz: $(STAMP)
 	$(BIN)/python tests/fuzz/npy_header.py -runs=20000
+	$(BIN)/python tests/fuzz/load_path.py -runs=2000
 	$(BIN)/python tests/fuzz/config.py -runs=20000
 
 fuzz-long: $(STAMP)
-	mkdir -p .fuzz/npy_header .fuzz/config
+	mkdir -p .fuzz/npy_header .fuzz/load_path .fuzz/config
 	$(BIN)/python tests/fuzz/npy_header.py -max_total_time=3600 -artifact_prefix=.fuzz/ .fuzz/npy_header
+	$(BIN)/python tests/fuzz/load_path.py -max_total_time=3600 -artifact_prefix=.fuzz/ .fuzz/load_path
 	$(BIN)/python tests/fuzz/config.py -max_total_time=3600 -artifact_prefix=.fuzz/ .fuzz/config
 
 # The daemon against a steady producer for 10 minutes: memory, open files and throughput must stay flat.

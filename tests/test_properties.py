@@ -151,7 +151,8 @@ def test_forged_headers_never_fail_with_anything_else(
 @given(
     array=hnp.arrays(
         dtype=st.sampled_from(ALLOWED).map(np.dtype),
-        shape=hnp.array_shapes(min_dims=0, max_dims=4, min_side=1, max_side=6),  # zero-size arrays are refused (test_loading)
+        # min_side=1: a zero-size array is refused (tests/test_filearrays.py).
+        shape=hnp.array_shapes(min_dims=0, max_dims=4, min_side=1, max_side=6),
     ),
     fortran=st.booleans(),
     version=st.sampled_from([None, (1, 0), (2, 0), (3, 0)]),
