@@ -16,8 +16,10 @@ fixed size through one reused buffer).
 from __future__ import annotations
 
 import errno
+import itertools
 import math
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -48,6 +50,26 @@ RETRYABLE_ERRNOS = frozenset(
 # A strided read whose bytes lie within this span is done as one read and gathered in memory; wider ones are
 # split along their widest axis. Bounds every temporary buffer here.
 _GATHER_SPAN = 1 << 20
+# Rows this close are read together, gaps included: one read of a few KiB more costs less than another call.
+_MERGE_GAP = 16 << 10
+
+
+class _Scratch(threading.local):
+    """One reused buffer per thread for gathered reads: fresh buffers would be zeroed and faulted in by the
+    kernel on every read, which costs as much as the copy."""
+
+    buffer = np.empty(0, dtype=np.uint8)
+
+    def get(self, size: int) -> np.ndarray:
+        if size > len(self.buffer):
+            fresh = np.empty(max(size, 2 * _GATHER_SPAN), dtype=np.uint8)
+            if size > 4 * _GATHER_SPAN:
+                return fresh[:size]  # an odd large one: not kept
+            self.buffer = fresh
+        return self.buffer[:size]
+
+
+_scratch = _Scratch()
 
 
 def os_error(path: Path | str, action: str, exc: OSError) -> ArtifactError:
@@ -268,9 +290,72 @@ class FileArray:
     def take_first(self, indices: np.ndarray) -> np.ndarray:
         """The entries `indices` of the first axis, read into a new array (only those entries are read)."""
         out = np.empty((len(indices), *self.shape[1:]), dtype=self.dtype)
-        for position, index in enumerate(indices.tolist()):
-            self[index].read_into(out[position])
-        return out
+        if len(indices) == 0:
+            return out
+        indices = np.where(indices < 0, indices + self.shape[0], indices)
+        if indices.min() < 0 or indices.max() >= self.shape[0]:
+            raise IndexError(f"row indices outside [0, {self.shape[0]})")
+        if len(indices) == 1 or bool((np.diff(indices) > 0).all()):
+            self._read_rows(indices, out)
+            return out
+        unique, inverse = np.unique(indices, return_inverse=True)
+        compact = np.empty((len(unique), *self.shape[1:]), dtype=self.dtype)
+        self._read_rows(unique, compact)
+        return compact[inverse]
+
+    def _read_rows(self, rows: np.ndarray, out: np.ndarray) -> None:
+        """out[k] = self[rows[k]] for ascending `rows` into a C-contiguous `out`: one read per run of nearby
+        rows (at most `_GATHER_SPAN` each), gathered in memory; a far-apart contiguous row goes straight in."""
+        first = self[0]
+        row_span, contiguous, stride = first._span(), first.is_contiguous(), self.strides[0]
+        if not contiguous and row_span > _GATHER_SPAN:
+            for position, row in enumerate(rows.tolist()):
+                self[row].read_into(out[position])
+            return
+        # Runs of nearby rows, each within one aligned _GATHER_SPAN block of the file (found without a loop).
+        offsets = rows * stride
+        far = np.diff(rows) * stride - row_span > _MERGE_GAP
+        breaks = np.flatnonzero(far | (np.diff(offsets // _GATHER_SPAN) != 0)) + 1
+        bounds = [0, *breaks.tolist(), len(rows)]
+        listed = rows.tolist()
+        row_bytes = first.nbytes
+        flat = out.reshape(-1).view(np.uint8).data  # out is C-contiguous: a view, row k at k * row_bytes
+        fd = self.file.fd
+        for start, stop in itertools.pairwise(bounds):
+            base = self.offset + listed[start] * stride
+            if stop - start == 1 and contiguous:
+                # The common case of sparse sampling, kept lean: one call straight into the output row.
+                try:
+                    got = os.preadv(fd, [flat[start * row_bytes : (start + 1) * row_bytes]], base)
+                except OSError:
+                    got = -1
+                if got != row_bytes:  # partial, past the end, or an error: the careful path says which
+                    self.file.read_into(out[start], base)
+                continue
+            span = (listed[stop - 1] - listed[start]) * stride + row_span
+            scratch = _scratch.get(span)
+            self.file.read_into(scratch, base)
+            count = stop - start
+            step = (listed[stop - 1] - listed[start]) // (count - 1) if count > 1 else 1
+            if listed[stop - 1] - listed[start] == step * (count - 1) and (
+                count < 3 or bool((np.diff(rows[start:stop]) == step).all())
+            ):
+                # Evenly spaced (a strided sample): a strided copy, much cheaper than gathering row by row.
+                kept = np.ndarray(
+                    (count, *self.shape[1:]),
+                    dtype=self.dtype,
+                    buffer=scratch,
+                    strides=(stride * step, *self.strides[1:]),
+                )
+                out[start:stop] = kept
+                continue
+            spanned = np.ndarray(
+                (listed[stop - 1] - listed[start] + 1, *self.shape[1:]),
+                dtype=self.dtype,
+                buffer=scratch,
+                strides=self.strides,
+            )
+            out[start:stop] = spanned[rows[start:stop] - listed[start]]
 
     # --- reading ----------------------------------------------------------------------------------------
     def is_contiguous(self) -> bool:
@@ -304,12 +389,15 @@ class FileArray:
             return
         span = self._span()
         if span <= _GATHER_SPAN:
-            raw = np.empty(span, dtype=np.uint8)
+            raw = _scratch.get(span)
             self.file.read_into(raw, self.offset)
             out[...] = np.ndarray(self.shape, dtype=self.dtype, buffer=raw, strides=self.strides)
             return
         # Too wide for one read: split along the widest axis (the outermost in the file).
         axis = max(range(self.ndim), key=lambda a: self.strides[a] if self.shape[a] > 1 else -1)
+        if axis == 0 and self.ndim > 1 and out.flags.c_contiguous:
+            self._read_rows(np.arange(self.shape[0]), out)
+            return
         if self.ndim == 1:
             per_read = max(1, _GATHER_SPAN // self.strides[0])
             for start in range(0, self.shape[0], per_read):
@@ -332,15 +420,16 @@ def sample_rows(labels: Stored, rows: np.ndarray | slice) -> np.ndarray:
     """`labels[rows]` of an (H, W) map as an ndarray; from a file only the rows kept are read."""
     if not isinstance(labels, FileArray):
         return np.asarray(labels)[rows]
-    if isinstance(rows, slice):
-        view = labels[rows]
-        if view.strides[-1] != view.itemsize and view.strides[0] < view.strides[-1]:
-            # Column-major in the file: a row is spread over the whole map, so read the map once.
-            return np.asarray(labels)[rows]
-        return np.asarray(view)
     if labels.strides[-1] != labels.itemsize and labels.strides[0] < labels.strides[-1]:
+        # Column-major in the file: a row is spread over the whole map, so read the map once.
         return np.asarray(labels)[rows]
-    return labels.take_first(rows)
+    if isinstance(rows, slice):
+        kept = np.arange(*rows.indices(labels.shape[0]))  # ascending and in range: no checks needed
+        out = np.empty((len(kept), *labels.shape[1:]), dtype=labels.dtype)
+        if len(kept):
+            labels._read_rows(kept, out)
+        return out
+    return labels.take_first(np.asarray(rows, dtype=np.intp))
 
 
 def flat_chunks(array: Stored, pixels: int) -> Iterator[np.ndarray]:
