@@ -61,7 +61,12 @@ class Renderer:
         """The artifact's summaries. Its arrays are read by offset while rendering; if any of its files
         changed meanwhile, NotReadyError ("changed while reading") says to try again once they settle."""
         with ReadSession() as reads:
-            summaries = self._render(artifact, reads)
+            try:
+                summaries = self._render(artifact, reads)
+            except Exception:
+                # Bad data read from a file that changed meanwhile is no verdict on the file: say "changed".
+                reads.check_unchanged()
+                raise
             reads.check_unchanged()
         return summaries
 
