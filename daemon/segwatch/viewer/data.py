@@ -22,6 +22,7 @@ from tensorboard.compat.proto import summary_pb2
 from segwatch.compose import resize_labels_nearest
 from segwatch.errors import ArtifactError
 from segwatch.evaluation import MAX_METRIC_CLASSES, epoch_confusion, item_confusion
+from segwatch.filearrays import FileArray
 from segwatch.metrics import scores
 from segwatch.normalise import Item
 from segwatch.png import encode_grey_png, encode_png
@@ -117,7 +118,7 @@ def stored_size(height: int, width: int, max_side: int) -> tuple[int, int]:
     )
 
 
-def label_codes(labels: np.ndarray, plan: ViewerPlan) -> np.ndarray:
+def label_codes(labels: np.ndarray | FileArray, plan: ViewerPlan) -> np.ndarray:
     """Label ids as stored: uint8 for gray8, (H, W, 3) uint8 for rgb24; ignored pixels as the ignore code."""
     values = np.asarray(labels)
     code = plan.ignore_code
