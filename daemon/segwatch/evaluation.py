@@ -14,8 +14,7 @@ import numpy as np
 
 from segwatch.errors import ArtifactError
 from segwatch.figures import confusion_heatmap, iou_table
-from segwatch.filearrays import Stored
-from segwatch.metrics import Scores, confusion_matrix, scores
+from segwatch.metrics import ClassIdError, Scores, count_confusion, new_confusion, scores
 from segwatch.normalise import Item
 from segwatch.png import encode_png
 from segwatch.summaries import Summary, image_summary, scalar_summary, text_summary
@@ -37,33 +36,28 @@ def class_label(class_id: int, class_names: Sequence[str]) -> str:
     return name.replace("/", "_")
 
 
+def item_counts(item: Item, num_classes: int, ignore_index: int | None) -> np.ndarray:
+    """(num_classes + 1, num_classes + 1) counts of one item in one pass over its pixels: rows ground truth,
+    columns prediction, each with a last bin for ignore_index. The metrics use the first num_classes rows; the
+    last row (pixels the ground truth ignores) still tells which classes the prediction panel shows. Raises
+    ArtifactError, naming the file, for an id that is neither a class nor ignore_index."""
+    gt, pred = item.volume if item.volume is not None else (item.gt, item.pred)
+    try:
+        return count_confusion(gt, pred, num_classes, ignore_index, out=new_confusion(num_classes))
+    except ClassIdError as exc:
+        raise ArtifactError(f"{item.files.get(exc.role, exc.role)}: {exc}") from None
+
+
 def item_confusion(item: Item, num_classes: int, ignore_index: int | None) -> np.ndarray:
     """(num_classes, num_classes + 1) counts of one item: rows ground truth, columns prediction, and a last
     column for labelled pixels predicted as ignore_index. Raises ArtifactError for an unknown class id."""
-    gt, pred = item.volume if item.volume is not None else (item.gt, item.pred)
-    try:
-        counts = confusion_matrix(gt, pred, num_classes, ignore_index)
-        return np.pad(counts, ((0, 0), (0, 1)))
-    except ValueError:
-        pass  # an id past the classes: either a prediction of ignore_index, or a bad id to be named
-    _check_ids(gt, num_classes, ignore_index, item.files.get("gt", "gt"))
-    _check_ids(pred, num_classes, ignore_index, item.files.get("pred", "pred"))
-    none = num_classes  # the extra class "predicted as ignore_index"
-    remapped = np.where(pred == ignore_index, none, pred) if ignore_index is not None else pred
-    wide = confusion_matrix(gt, remapped, num_classes + 1, ignore_index)
-    return wide[:num_classes]
+    return item_counts(item, num_classes, ignore_index)[:num_classes]
 
 
-def _check_ids(labels: Stored, num_classes: int, ignore_index: int | None, source: str) -> None:
-    values = np.asarray(labels)
-    outside = (values < 0) | (values >= num_classes)
-    if ignore_index is not None:
-        outside &= values != ignore_index
-    if outside.any():
-        bad = int(values[outside][0])
-        raise ArtifactError(
-            f"{source}: class id {bad} outside [0, {num_classes}) and not ignore_index {ignore_index}"
-        )
+def classes_present(counts: np.ndarray) -> np.ndarray:
+    """Bool per class: does it occur in the ground truth or the prediction of an item_counts matrix?"""
+    num_classes = counts.shape[0] - 1
+    return (counts[:num_classes].sum(axis=1) > 0) | (counts[:, :num_classes].sum(axis=0) > 0)
 
 
 def epoch_confusion(confusions: Sequence[np.ndarray], num_classes: int) -> np.ndarray:
