@@ -13,7 +13,15 @@ import numpy as np
 from segwatch.lettering import TEXT_HEIGHT, text_mask, text_width
 from segwatch.metrics import Scores
 
-__all__ = ["ABSENT_ROW", "HEAT_HIGH", "HEAT_LOW", "confusion_heatmap", "heat_colours", "iou_table"]
+__all__ = [
+    "ABSENT_ROW",
+    "HEAT_HIGH",
+    "HEAT_LOW",
+    "confusion_heatmap",
+    "heat_colours",
+    "heatmap_frame",
+    "iou_table",
+]
 
 HEAT_LOW = np.array([255, 255, 255], dtype=np.float64)  # share 0
 HEAT_HIGH = np.array([8, 48, 107], dtype=np.float64)  # share 1
@@ -33,9 +41,13 @@ def _cell_size(num_classes: int) -> int:
     return int(np.clip(480 // num_classes, 2, 32))
 
 
-def confusion_heatmap(confusion: np.ndarray, labels: Sequence[str]) -> np.ndarray:
+def confusion_heatmap(
+    confusion: np.ndarray, labels: Sequence[str], *, frame: np.ndarray | None = None
+) -> np.ndarray:
     """(H, W, 3) uint8 picture of a (C, C) confusion matrix, rows normalised; class labels left of the rows
-    and above the columns when the cells are tall enough to hold a line of text."""
+    and above the columns when the cells are tall enough to hold a line of text.
+
+    `frame` is heatmap_frame(labels), for a caller that draws many heatmaps with the same labels."""
     num_classes = confusion.shape[0]
     if confusion.shape != (num_classes, num_classes) or len(labels) != num_classes:
         raise ValueError(
@@ -49,13 +61,27 @@ def confusion_heatmap(confusion: np.ndarray, labels: Sequence[str]) -> np.ndarra
     cells[rows[:, 0] == 0] = ABSENT_ROW
     matrix = cells.repeat(cell, axis=0).repeat(cell, axis=1)
 
-    if cell < TEXT_HEIGHT + 1:
+    if frame is None:
+        frame = heatmap_frame(labels)
+    if frame is None:
         return matrix  # too many classes for legible labels: the picture alone
+    picture = frame.copy()
+    margin = picture.shape[0] - num_classes * cell
+    picture[margin:, margin:] = matrix
+    return picture
+
+
+def heatmap_frame(labels: Sequence[str]) -> np.ndarray | None:
+    """The heatmap's picture with its class labels and no cells yet, or None when the cells are too small
+    for text. Fixed by the labels alone, so it is drawn once, not every epoch."""
+    num_classes = len(labels)
+    cell = _cell_size(num_classes)
+    if cell < TEXT_HEIGHT + 1:
+        return None
     names = [label[:_LONGEST_LABEL] for label in labels]
     margin = max(text_width(name) for name in names) + 2 * _MARGIN
     side = margin + num_classes * cell
     picture = np.full((side, side, 3), 255, dtype=np.uint8)
-    picture[margin:, margin:] = matrix
     for index, name in enumerate(names):
         mask = text_mask(name)
         offset = margin + index * cell + (cell - TEXT_HEIGHT) // 2

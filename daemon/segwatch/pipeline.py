@@ -74,17 +74,24 @@ class Renderer:
         insight = self.insight
         items = self.load_items(artifact, every=insight.needs_every_item, reads=reads)
         source = artifact.label
+        # One pass over the pixels: the per-item counts serve the metrics, the worst-first choice and the legend.
         confusions = insight.confusions(items)
-        shown = insight.choose(items, confusions)
+        picked = insight.choose_indices(len(items), confusions)
+        shown = [items[i] for i in picked]
+        counts = [confusions[i] for i in picked] if confusions else []
         if self.config.compose.layout == "grid":
             composites = insight.compose(
-                [shown], lambda group: compose_grid(group, self.space, self.options, source=source), source
+                [shown],
+                lambda group: compose_grid(group, self.space, self.options, source=source),
+                source,
+                counts,
             )
         else:
             composites = insight.compose(
                 [[item] for item in shown],
                 lambda group: compose_pair(group[0], self.space, self.options, source=source),
                 source,
+                counts,
             )
         summaries = [self._image(composites), *insight.summaries(confusions)]
         if self.viewer is not None:
