@@ -96,8 +96,13 @@ class Renderer:
         summaries = [self._image(composites), *insight.summaries(confusions)]
         if self.viewer is not None:
             run = artifact.run
+            classes = self.config.compose.num_classes  # the viewer takes the metrics' (C, C + 1) counts
             viewer, layers = viewer_summaries(
-                self.viewer, items, confusions, step=artifact.epoch, stored=self._viewer_stored.get(run, {})
+                self.viewer,
+                items,
+                [counts[:classes] for counts in confusions],
+                step=artifact.epoch,
+                stored=self._viewer_stored.get(run, {}),
             )
             self._viewer_pending[(run, artifact.epoch)] = layers
             summaries += viewer

@@ -1,29 +1,38 @@
-"""Pipeline benchmark: segwatch against the seed article's approach and against a floor, per workload.
+"""Pipeline benchmark: what users run, against the seed article's approach and against a floor, per workload.
 
-    python tests/bench/pipeline.py [--rounds N] [--only W2[,W5]] [--json] [--rss-count N] [--workdir DIR]
+    python tests/bench/pipeline.py [--quick] [--rounds N] [--only W2[,W5]] [--json | --markdown]
+                                   [--rss-count N] [--once-epochs N] [--workdir DIR]
 
-Every workload is one artifact of `.npy` files generated with a fixed seed (label maps made of smooth blobs,
-so PNG compression behaves as on real masks). Three pipelines take it from the files on disk (page cache warm)
-to summaries flushed in a TensorBoard event file:
+Every workload (tests/bench/workloads.py) is one artifact of `.npy` files; five pipelines take it from the
+files on disk (page cache warm) to summaries flushed in a TensorBoard event file:
 
-- segwatch: `Renderer(config).render(artifact)` then `EventSink.write(...)`, the daemon's per-artifact path, with
-  the extras the seed has no counterpart for (metrics, legend) switched off; their cost is reported on its own;
-- seed: the seed article's approach, fixed just enough to run (see `SeedPipeline`): np.load, colour the masks
-  with the palette, bilinear `tf.image.resize`, concatenate, `tf.summary.image`, flush;
-- floor: np.load of every array + `encode_png` of the composite segwatch produces (composed beforehand, outside
-  the timer) + the same sink write: reading the arrays and writing that picture, with no composing at all.
+- default: segwatch with its default config (metrics over every pixel, the `present` legend) and the
+  workload's composition settings: `Renderer(config).render(artifact)`, then `EventSink.write(...)`, the
+  daemon's per-artifact path. The headline.
+- images: the same with metrics off and no legend, the picture the seed also makes.
+- seed: the seed article's approach done its way (tests/bench/seed.py): np.load, `tf.image.resize` (nearest)
+  of each label map, the palette applied after, a grid, `tf.summary.image`, flush.
+- floor-default, floor-images: np.load of every array, then re-encoding the PNGs of what segwatch writes
+  (decoded beforehand, outside the timer) and the same sink write: reading the arrays and writing that output,
+  with no composing or counting at all.
 
 Each pipeline first does one untimed artifact (first-call costs) and two timed ones that set how many artifacts
 it does per round: enough for about 0.2 s, at least one. Rounds alternate the pipelines (order rotated every
-round); a round records each pipeline's mean time per artifact. Ratios are taken within a round, then the
-median over rounds is reported. Peak memory comes from one child process per pipeline and workload doing
-`--rss-count` artifacts.
+round); a round records each pipeline's mean wall and CPU time per artifact; ratios are taken within a round and
+the median over rounds is reported. Also: the confusion kernel's cost per pixel on the workload's items (and on
+per-pixel noise) against reading the maps once and against the previous kernel; extra private memory from one
+child process per pipeline; and a whole-process row: `segwatch once` over 50 W1 epochs against the seed's
+process doing the same, alternating, in fresh log directories.
+
+--quick is a smoke run (W1 and W3, one round, one artifact per turn, 3 epochs for the whole-process row, one
+memory child): it checks that every part still runs, its figures mean nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import io
 import json
 import math
 import os
@@ -33,288 +42,68 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import tracemalloc
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
+from memory import AnonSampler, smaps_rollup, status_kib
+from seed import SeedLogger
+from workloads import (
+    WORKLOADS,
+    MiB,
+    Workload,
+    artifact_of,
+    label_pair,
+    prepare_data,
+    warm_page_cache,
+)
 
-from segwatch.compose import Composite, compose_grid, compose_pair
-from segwatch.config import ComposeConfig, Config, config_from_mapping
-from segwatch.dump import save_epoch
-from segwatch.filearrays import ReadSession
+from segwatch.config import config_from_mapping
+from segwatch.evaluation import item_counts
 from segwatch.layout import Artifact
+from segwatch.filearrays import ReadSession
 from segwatch.loading import open_array
-from segwatch.normalise import normalise
-from segwatch.palettes import build_palette
+from segwatch.normalise import Item, normalise
 from segwatch.pipeline import Renderer
 from segwatch.png import encode_png
 from segwatch.sink import EventSink
-from segwatch.summaries import image_summary
+from segwatch.summaries import Summary
 
-DATA_VERSION = "1"  # bump when the generated workloads change, so a reused --workdir is regenerated
-SEED = 20240229
-MiB = 1 << 20
-PIPELINES = ("segwatch", "seed", "floor")
+PIPELINES = ("default", "images", "seed", "floor-default", "floor-images")
+MEMORY_PIPELINES = ("default", "images", "seed")
+QUICK_WORKLOADS = ("W1", "W3")
 
-TARGET_VS_SEED = 0.15
-TARGET_VS_FLOOR = 1.3
+# Targets (issue 14): segwatch / seed time, medians of in-round ratios.
+TARGET_DEFAULT_VS_SEED = {"W1": 0.35, "W2": 0.20, "W3": 0.25, "W4": 0.20}
+TARGET_IMAGES_VS_SEED = {"W1": 0.15, "W2": 0.08, "W3": 0.08, "W4": 0.08}
+TARGET_METRICS_NS_PER_PIXEL = 2.5  # W2
+TARGET_NOISE_VS_PREVIOUS = 1.0  # the kernel on per-pixel noise, against the previous one
+TARGET_EXTRA_PRIVATE = 32 * MiB  # W2, default config
+TARGET_ONCE_VS_SEED = 0.8  # whole process, 50 W1 epochs
 TARGET_ARGMAX_VS_READ = 2.0
-TARGET_EXTRA_PRIVATE = 64 * MiB
-
-
-# --- workloads ------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Workload:
-    name: str
-    summary: str
-    num_classes: int
-    palette: str
-    layout: str  # "pair" or "grid"
-    panel: tuple[int, int]  # (height, width)
-    columns: int
-    items: int
-    resize: str  # seed: "stretch" uses tf.image.resize, "letterbox" tf.image.resize_with_pad
-    split_items: bool = False  # one file per item (gt_0.npy, ...) instead of one batch file
-    logits: bool = False
-    compose: dict[str, Any] = field(default_factory=dict)
-
-    def compose_config(self) -> dict[str, Any]:
-        return {
-            "layout": self.layout,
-            "size": list(self.panel),
-            "columns": self.columns,
-            "max_items": max(self.items, 1),
-            "num_classes": self.num_classes,
-            "palette": self.palette,
-            "ignore_index": 255,
-            "resize": "letterbox",
-            "class_axis": "first",
-            **self.compose,
-        }
-
-
-WORKLOADS: dict[str, Workload] = {
-    w.name: w
-    for w in (
-        Workload(
-            "W1",
-            "1 pair 512x512 uint8, VOC 21 + ignore -> one side-by-side image, 256x256 panels",
-            num_classes=21,
-            palette="voc",
-            layout="pair",
-            panel=(256, 256),
-            columns=1,
-            items=1,
-            resize="stretch",
-        ),
-        Workload(
-            "W2",
-            "16 pairs 1024x2048 (gt uint8 + ignore 255, pred int64), Cityscapes 19 -> 4x4 grid, 256x512 panels",
-            num_classes=19,
-            palette="cityscapes",
-            layout="grid",
-            panel=(256, 512),
-            columns=4,
-            items=16,
-            resize="stretch",
-        ),
-        Workload(
-            "W3",
-            "8 pairs, shapes 300-700 px per side, int64, one file per item, VOC 21 -> letterboxed, "
-            "4x2 grid, 256x256 panels",
-            num_classes=21,
-            palette="voc",
-            layout="grid",
-            panel=(256, 256),
-            columns=4,
-            items=8,
-            resize="letterbox",
-            split_items=True,
-        ),
-        Workload(
-            "W4",
-            "64 pairs 512x512 uint8, VOC 21 + ignore -> 8x8 grid, 128x128 panels",
-            num_classes=21,
-            palette="voc",
-            layout="grid",
-            panel=(128, 128),
-            columns=8,
-            items=64,
-            resize="stretch",
-        ),
-        Workload(
-            "W5",
-            "logits (8, 19, 512, 1024) float16 + gt uint8, Cityscapes -> argmax, 4x2 grid, 256x512 panels",
-            num_classes=19,
-            palette="cityscapes",
-            layout="grid",
-            panel=(256, 512),
-            columns=4,
-            items=8,
-            resize="stretch",
-            logits=True,
-        ),
-    )
-}
-
-
-def _interpolation(size_out: int, size_in: int) -> np.ndarray:
-    """(size_out, size_in) matrix of linear interpolation weights from a coarse axis to a fine one."""
-    position = np.linspace(0.0, size_in - 1, size_out)
-    low = np.minimum(np.floor(position).astype(np.intp), size_in - 2)
-    weight = (position - low).astype(np.float32)
-    matrix = np.zeros((size_out, size_in), dtype=np.float32)
-    matrix[np.arange(size_out), low] = 1 - weight
-    matrix[np.arange(size_out), low + 1] = weight
-    return matrix
-
-
-def smooth_field(rng: np.random.Generator, classes: int, shape: tuple[int, int], cell: int) -> np.ndarray:
-    """(classes, H, W) float32: coarse Gaussian noise, one sample per `cell` px, bilinearly upsampled."""
-    height, width = shape
-    coarse = rng.standard_normal((classes, max(2, height // cell + 2), max(2, width // cell + 2)))
-    coarse = coarse.astype(np.float32)
-    return _interpolation(height, coarse.shape[1]) @ coarse @ _interpolation(width, coarse.shape[2]).T
-
-
-# Label maps are drawn at 1/STEP resolution and upsampled by repetition: blob boundaries are STEP-px stairs.
-STEP = 4
-
-
-def _upsample(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    up = array.repeat(STEP, axis=-2).repeat(STEP, axis=-1)
-    return up[..., : shape[0], : shape[1]]
-
-
-def label_pair(
-    rng: np.random.Generator, classes: int, shape: tuple[int, int], *, ignore_band: float = 0.06
-) -> tuple[np.ndarray, np.ndarray]:
-    """A gt blob map with ignore (255) bands along class boundaries, and a prediction that mostly agrees."""
-    coarse_shape = (-(-shape[0] // STEP), -(-shape[1] // STEP))
-    cell = max(8, min(coarse_shape) // 3)
-    truth = smooth_field(rng, classes, coarse_shape, cell)
-    gt = truth.argmax(axis=0).astype(np.uint8)
-    top_two = np.partition(truth, classes - 2, axis=0)[-2:]
-    gt[(top_two[1] - top_two[0]) < ignore_band] = 255
-    guess = truth + 0.5 * smooth_field(rng, classes, coarse_shape, max(4, cell // 3))
-    pred = guess.argmax(axis=0).astype(np.uint8)
-    return _upsample(gt, shape), _upsample(pred, shape)
-
-
-def generate(workload: Workload, root: Path) -> None:
-    rng = np.random.default_rng([SEED, int(workload.name[1:])])
-    n, classes = workload.items, workload.num_classes
-    if workload.name == "W1":
-        gt, pred = label_pair(rng, classes, (512, 512))
-        save_epoch(root, 1, gt=gt, pred=pred, run=workload.name)
-    elif workload.name == "W2":
-        gt = np.empty((n, 1024, 2048), dtype=np.uint8)
-        pred = np.empty((n, 1024, 2048), dtype=np.int64)
-        for i in range(n):
-            gt[i], pred[i] = label_pair(rng, classes, (1024, 2048))
-        save_epoch(root, 1, gt=gt, pred=pred, run=workload.name)
-    elif workload.name == "W3":
-        shapes = rng.integers(300, 701, size=(n, 2))
-        pairs = [label_pair(rng, classes, (int(h), int(w))) for h, w in shapes]
-        save_epoch(
-            root,
-            1,
-            gt=[g.astype(np.int64) for g, _ in pairs],
-            pred=[p.astype(np.int64) for _, p in pairs],
-            run=workload.name,
-        )
-    elif workload.name == "W4":
-        gt = np.empty((n, 512, 512), dtype=np.uint8)
-        pred = np.empty_like(gt)
-        for i in range(n):
-            gt[i], pred[i] = label_pair(rng, classes, (512, 512))
-        save_epoch(root, 1, gt=gt, pred=pred, run=workload.name)
-    elif workload.name == "W5":
-        shape = (512, 1024)
-        coarse_shape = (shape[0] // STEP, shape[1] // STEP)
-        gt = np.empty((n, *shape), dtype=np.uint8)
-        logits = np.empty((n, classes, *shape), dtype=np.float16)
-        for i in range(n):
-            truth = smooth_field(rng, classes, coarse_shape, 40)
-            labels = truth.argmax(axis=0).astype(np.uint8)
-            top_two = np.partition(truth, classes - 2, axis=0)[-2:]
-            labels[(top_two[1] - top_two[0]) < 0.06] = 255
-            gt[i] = _upsample(labels, shape)
-            scores = 4.0 * (truth + 0.5 * smooth_field(rng, classes, coarse_shape, 13))
-            logits[i] = _upsample(scores.astype(np.float16), shape)
-        save_epoch(root, 1, gt=gt, pred=logits, run=workload.name)
-    else:
-        raise ValueError(f"unknown workload {workload.name!r}")
-
-
-def artifact_of(workload: Workload, data: Path) -> Artifact:
-    directory = data / workload.name / "epoch_1"
-    if workload.split_items:
-        files = {
-            role: tuple(str(directory / f"{role}_{i}.npy") for i in range(workload.items))
-            for role in ("gt", "pred")
-        }
-    else:
-        files = {role: (str(directory / f"{role}.npy"),) for role in ("gt", "pred")}
-    for paths in files.values():
-        for path in paths:
-            if not os.path.exists(path):
-                raise FileNotFoundError(f"{path} is missing: the workload data is incomplete")
-    return Artifact(workload.name, 1, files)
-
-
-def prepare_data(workdir: Path, workloads: Sequence[Workload], log: Callable[[str], None]) -> Path:
-    data = workdir / "data"
-    for workload in workloads:
-        marker = data / f".{workload.name}.v{DATA_VERSION}"
-        if marker.exists():
-            continue
-        shutil.rmtree(data / workload.name, ignore_errors=True)
-        started = time.perf_counter()
-        generate(workload, data)
-        marker.touch()
-        log(f"generated {workload.name} in {time.perf_counter() - started:.1f} s")
-    return data
-
-
-def warm_page_cache(artifact: Artifact) -> int:
-    """Read every file once so timings start from a warm page cache; returns the bytes read."""
-    total = 0
-    for path in artifact.paths():
-        with open(path, "rb") as handle:
-            while chunk := handle.read(8 * MiB):
-                total += len(chunk)
-    return total
 
 
 # --- pipelines ------------------------------------------------------------------------------------------
 
 
-def segwatch_config(workload: Workload, data: Path, logdir: Path, *, image_only: bool = True) -> Any:
-    """The workload's config. image_only switches off what the seed has no counterpart for (metrics, the
-    legend, the viewer's data: tests/bench/viewer.py measures that), where this version of segwatch has such
-    settings, so both pipelines make the same picture."""
+def segwatch_config(workload: Workload, data: Path, logdir: Path, *, images_only: bool) -> Any:
+    """segwatch's defaults with the workload's composition; images_only turns metrics, the legend and the
+    viewer's data off (tests/bench/viewer.py measures the viewer on its own)."""
     mapping: dict[str, Any] = {
         "watch": {"root": str(data)},
         "tensorboard": {"logdir": str(logdir)},
         "compose": workload.compose_config(),
     }
-    if image_only:
-        if "metrics" in Config.model_fields:
-            mapping["metrics"] = {"enabled": False}
-        if "viewer" in Config.model_fields:
-            mapping["viewer"] = {"enabled": False}
-        if "legend" in ComposeConfig.model_fields:
-            mapping["compose"]["legend"] = "none"
+    if images_only:
+        mapping["metrics"] = {"enabled": False}
+        mapping["viewer"] = {"enabled": False}
+        mapping["compose"]["legend"] = "none"
     return config_from_mapping(mapping, env={})
 
 
@@ -343,125 +132,117 @@ class Pipeline:
 
 
 class SegwatchPipeline(Pipeline):
-    """The daemon's path for one artifact: render (load, normalise, compose, encode), then write and flush."""
+    """The daemon's path for one artifact: render (load, normalise, count, compose, encode), write, flush."""
 
-    name = "segwatch"
+    images_only = False
 
-    def __init__(self, workload: Workload, data: Path, logdir: Path, *, image_only: bool = True) -> None:
+    def __init__(self, workload: Workload, data: Path, logdir: Path) -> None:
         super().__init__(workload, data, logdir)
-        self.renderer = Renderer(segwatch_config(workload, data, logdir, image_only=image_only))
+        self.renderer = Renderer(segwatch_config(workload, data, logdir, images_only=self.images_only))
         self.sink = EventSink(str(logdir))
 
     def process(self, step: int) -> None:
         self.sink.write(self.artifact.run, step, self.renderer.render(self.artifact))
 
-    def composites(self) -> list[Composite]:
-        """The pictures render() encodes, for the floor to encode in its turn."""
-        renderer = self.renderer
-        items = renderer.load_items(self.artifact)
-        if self.workload.layout == "grid":
-            return [compose_grid(items, renderer.space, renderer.options)]
-        return [compose_pair(item, renderer.space, renderer.options) for item in items]
-
     def close(self) -> None:
         self.sink.close()
 
 
-class FloorPipeline(Pipeline):
-    """np.load of every array, a paletted encode of segwatch's own output (composed beforehand), the same write.
+class DefaultPipeline(SegwatchPipeline):
+    name = "default"
 
-    Composing is left out entirely, and np.load reads each array in full: whatever segwatch spends beyond this
-    is the cost of composing (or saved by reading less).
-    """
 
-    name = "floor"
+class ImagesPipeline(SegwatchPipeline):
+    name = "images"
+    images_only = True
+
+
+class SeedPipeline(Pipeline):
+    """The seed article's code (tests/bench/seed.py) on the workload's files."""
+
+    name = "seed"
 
     def __init__(self, workload: Workload, data: Path, logdir: Path) -> None:
         super().__init__(workload, data, logdir)
-        reference = SegwatchPipeline(workload, data, logdir / "unused")
-        self.tag = reference.renderer.tag
-        self.composites = reference.composites()
+        self.logger = SeedLogger(
+            logdir / self.artifact.run,
+            num_classes=workload.num_classes,
+            palette=workload.palette,
+            panel=workload.panel,
+            columns=workload.columns,
+            letterbox=workload.resize == "letterbox",
+            logits=workload.logits,
+        )
+
+    def process(self, step: int) -> None:
+        files = self.artifact.files
+        self.logger.log(files["gt"], files["pred"], step)
+
+    def close(self) -> None:
+        self.logger.close()
+
+
+def _decoded(png: bytes) -> tuple[np.ndarray, np.ndarray | None]:
+    """A PNG's pixels (and palette, when paletted), to be encoded again by the floor."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as image:
+        if image.mode == "P":
+            palette = np.array(image.getpalette(), dtype=np.uint8).reshape(-1, 3)
+            return np.array(image), palette
+        return np.array(image.convert("RGB")), None
+
+
+class FloorPipeline(Pipeline):
+    """np.load of every array, a re-encode of every PNG segwatch writes for the artifact, the same write.
+
+    segwatch's summaries are rendered once beforehand and their pictures decoded: composing and counting are
+    left out entirely, and np.load reads each array in full. Whatever segwatch spends beyond this is the cost
+    of composing and counting (or saved by reading less).
+    """
+
+    images_only = False
+
+    def __init__(self, workload: Workload, data: Path, logdir: Path) -> None:
+        super().__init__(workload, data, logdir)
+        config = segwatch_config(workload, data, logdir / "unused", images_only=self.images_only)
+        rendered = Renderer(config).render(self.artifact)
+        self.pictures = {
+            s.tag: [_decoded(png) for png in s.payload[2:]] for s in rendered if isinstance(s.payload, tuple)
+        }
+        self.template = rendered
         self.sink = EventSink(str(logdir))
 
     def process(self, step: int) -> None:
         arrays = [np.load(path) for path in self.artifact.paths()]
-        pngs = [encode_png(c.pixels, c.palette) for c in self.composites]
-        height, width = self.composites[0].pixels.shape[:2]
-        self.sink.write(self.artifact.run, step, [image_summary(self.tag, pngs, width=width, height=height)])
+        summaries = []
+        for summary in self.template:
+            pictures = self.pictures.get(summary.tag)
+            if pictures is None:
+                summaries.append(summary)
+                continue
+            assert isinstance(summary.payload, tuple)
+            pngs = tuple(encode_png(pixels, palette) for pixels, palette in pictures)
+            summaries.append(Summary(summary.tag, (*summary.payload[:2], *pngs), summary.metadata))
+        self.sink.write(self.artifact.run, step, summaries)
         del arrays
 
     def close(self) -> None:
         self.sink.close()
 
 
-class SeedPipeline(Pipeline):
-    """The seed article's code, fixed just enough to run on these workloads.
+class FloorDefaultPipeline(FloorPipeline):
+    name = "floor-default"
 
-    Kept as the article has it: np arrays in, full-resolution masks resized with bilinear `tf.image.resize`
-    one image at a time (Example 2's list comprehension), `np.concatenate` side by side (Example 1), a grid by
-    `tf.reshape`/`tf.transpose` (Example 2), `tf.summary.image` encoding RGB, the default file writer.
-    Fixed: masks are coloured with the palette first (tf.image.resize needs (H, W, C) images; ignore 255 gets
-    white); the resized floats are divided by 255 (tf.summary.image reads floats as [0, 1], so the article's
-    [0, 255] floats saturate to a white picture); Example 2's reshape/transpose, which scrambles the pixels,
-    is replaced by the permutation that tiles pairs into `columns` per row (gt | pred side by side, as in
-    Example 1); scores are np.argmax-ed (the article has no argmax); items of different shapes are letterboxed
-    with `tf.image.resize_with_pad` (the article only pads a single pair); the writer is flushed per artifact.
-    """
 
-    name = "seed"
-
-    def __init__(self, workload: Workload, data: Path, logdir: Path) -> None:
-        super().__init__(workload, data, logdir)
-        import tensorflow as tf
-
-        self.tf = tf
-        lut = np.zeros((256, 3), dtype=np.uint8)
-        lut[: workload.num_classes] = build_palette(workload.palette, workload.num_classes)
-        lut[255] = 255
-        self.lut = lut
-        self.writer = tf.summary.create_file_writer(str(logdir / self.artifact.run))
-
-    def _resize(self, labels: np.ndarray) -> np.ndarray:
-        tf = self.tf
-        rgb = self.lut[labels]
-        height, width = self.workload.panel
-        if self.workload.resize == "letterbox":
-            return tf.image.resize_with_pad(rgb, height, width).numpy()
-        return tf.image.resize(rgb, (height, width)).numpy()
-
-    def process(self, step: int) -> None:
-        tf = self.tf
-        files = self.artifact.files
-        gts = [np.load(path) for path in files["gt"]]
-        preds = [np.load(path) for path in files["pred"]]
-        if self.workload.logits:
-            preds = [np.argmax(scores, axis=-3) for scores in preds]
-        gt_items = [item for batch in gts for item in (batch if batch.ndim == 3 else [batch])]
-        pred_items = [item for batch in preds for item in (batch if batch.ndim == 3 else [batch])]
-        gt_batch = np.array([self._resize(labels) for labels in gt_items])
-        pred_batch = np.array([self._resize(labels) for labels in pred_items])
-        pairs = np.concatenate((gt_batch, pred_batch), axis=2)  # (N, h, 2w, 3)
-        count, height, width, channels = pairs.shape
-        columns = min(self.workload.columns, count)
-        rows = -(-count // columns)
-        if rows * columns > count:
-            blank = np.zeros((rows * columns - count, height, width, channels), dtype=pairs.dtype)
-            pairs = np.concatenate((pairs, blank))
-        grid = tf.reshape(pairs, [rows, columns, height, width, channels])
-        grid = tf.transpose(grid, [0, 2, 1, 3, 4])
-        grid = tf.reshape(grid, [1, rows * height, columns * width, channels])
-        with self.writer.as_default():
-            tf.summary.image("seed/grid", grid / 255.0, step=step)
-        self.writer.flush()
-
-    def close(self) -> None:
-        self.writer.close()
+class FloorImagesPipeline(FloorPipeline):
+    name = "floor-images"
+    images_only = True
 
 
 PIPELINE_CLASSES: dict[str, type[Pipeline]] = {
-    "segwatch": SegwatchPipeline,
-    "seed": SeedPipeline,
-    "floor": FloorPipeline,
+    cls.name: cls
+    for cls in (DefaultPipeline, ImagesPipeline, SeedPipeline, FloorDefaultPipeline, FloorImagesPipeline)
 }
 
 
@@ -504,70 +285,144 @@ def time_stats(samples: list[float]) -> dict[str, float]:
     return {"median": statistics.median(samples), "min": min(samples), "max": max(samples)}
 
 
+RATIOS = (
+    ("default", "seed"),
+    ("images", "seed"),
+    ("default", "floor-default"),
+    ("images", "floor-images"),
+)
+
+
 def bench_workload(
-    workload: Workload, data: Path, logroot: Path, rounds: int, log: Callable[[str], None]
+    workload: Workload, data: Path, logroot: Path, rounds: int, quick: bool, log: Callable[[str], None]
 ) -> dict[str, Any]:
     pipelines = {name: PIPELINE_CLASSES[name](workload, data, logroot / name) for name in PIPELINES}
-    input_bytes = warm_page_cache(pipelines["segwatch"].artifact)
+    input_bytes = warm_page_cache(pipelines["default"].artifact)
     for pipeline in pipelines.values():
         pipeline.run()  # first-call costs (TensorFlow kernels, file creation) stay out of every figure
-    # Enough artifacts per round that each pipeline's turn takes about 0.2 s: short ones are not lost in timer
-    # and scheduler noise, long ones (the seed on W2 takes seconds) do one.
-    once = {name: min(_timed(p.run, 1)[0] for _ in range(2)) for name, p in pipelines.items()}
-    reps = {name: max(1, min(25, math.ceil(0.2 / seconds))) for name, seconds in once.items()}
+    if quick:
+        reps = dict.fromkeys(pipelines, 1)
+    else:
+        # Enough artifacts per round that each turn takes about 0.2 s: short ones are not lost in timer and
+        # scheduler noise, long ones (the seed on W2) do one.
+        once = {name: min(_timed(p.run, 1)[0] for _ in range(2)) for name, p in pipelines.items()}
+        reps = {name: max(1, min(25, math.ceil(0.2 / seconds))) for name, seconds in once.items()}
     before = {name: p.event_bytes() for name, p in pipelines.items()}
     steps_before = {name: p.step for name, p in pipelines.items()}
-    samples, cpu = alternate({name: p.run for name, p in pipelines.items()}, rounds, reps, warmup=0)
+    wall, cpu = alternate({name: p.run for name, p in pipelines.items()}, rounds, reps, warmup=0)
     result: dict[str, Any] = {
         "description": workload.summary,
         "input_bytes": input_bytes,
         "rounds": rounds,
         "artifacts_per_round": reps,
-        "output_size": _output_size(pipelines["segwatch"], pipelines["floor"], log),
+        "output_size": _output_size(pipelines["default"]),
         "pipelines": {},
+        "ratios": {},
     }
     for name, pipeline in pipelines.items():
         written = pipeline.step - steps_before[name]
         result["pipelines"][name] = {
-            "seconds": time_stats(samples[name]),
-            "samples": samples[name],
+            "seconds": time_stats(wall[name]),
+            "samples": wall[name],
             "cpu_seconds": time_stats(cpu[name]),
             "cpu_samples": cpu[name],
             "event_bytes_per_artifact": (pipeline.event_bytes() - before[name]) / written,
         }
         pipeline.close()
-    result["segwatch_vs_seed"] = ratio_stats(samples["segwatch"], samples["seed"])
-    result["segwatch_vs_floor"] = ratio_stats(samples["segwatch"], samples["floor"])
-    result["cpu_segwatch_vs_seed"] = ratio_stats(cpu["segwatch"], cpu["seed"])
-    result["cpu_segwatch_vs_floor"] = ratio_stats(cpu["segwatch"], cpu["floor"])
+    for top, bottom in RATIOS:
+        result["ratios"][f"{top}/{bottom}"] = {
+            "wall": ratio_stats(wall[top], wall[bottom]),
+            "cpu": ratio_stats(cpu[top], cpu[bottom]),
+        }
     if workload.logits:
-        result["argmax"] = bench_argmax(pipelines["segwatch"].artifact, rounds)
-    result["default_config"] = bench_default_config(workload, data, logroot / "segwatch-default")
+        result["argmax"] = bench_argmax(pipelines["default"].artifact, rounds)
+    result["metrics"] = bench_metrics(workload, data, logroot, rounds, quick)
     log(f"{workload.name}: timed {rounds} rounds, artifacts per round {reps}")
     return result
 
 
-def _output_size(segwatch: Pipeline, floor: Pipeline, log: Callable[[str], None]) -> list[int]:
-    """The size of segwatch's picture; says so if the floor's picture (composed beforehand) differs."""
-    assert isinstance(segwatch, SegwatchPipeline) and isinstance(floor, FloorPipeline)
-    payload = segwatch.renderer.render(segwatch.artifact)[0].payload
+def _output_size(pipeline: Pipeline) -> list[int]:
+    assert isinstance(pipeline, SegwatchPipeline)
+    payload = pipeline.renderer.render(pipeline.artifact)[0].payload
     assert isinstance(payload, tuple)
-    width, height = int(payload[0]), int(payload[1])
-    composed = list(floor.composites[0].pixels.shape[:2])
-    if composed != [height, width]:
-        log(f"warning: the floor encodes a {composed} picture, segwatch renders {[height, width]}")
-    return [height, width]
+    return [int(payload[1]), int(payload[0])]
 
 
-def bench_default_config(workload: Workload, data: Path, logdir: Path) -> dict[str, Any]:
-    """segwatch with everything its default config turns on (metrics, legend, ...): the best of 3 artifacts."""
-    pipeline = SegwatchPipeline(workload, data, logdir, image_only=False)
-    pipeline.run()
-    before, steps = pipeline.event_bytes(), pipeline.step
-    best = min(_timed(pipeline.run, 1)[0] for _ in range(3))
-    written = pipeline.step - steps
-    pipeline.close()
-    return {"seconds": best, "event_bytes_per_artifact": (pipeline.event_bytes() - before) / written}
+# --- the confusion kernel -------------------------------------------------------------------------------
+
+
+def previous_confusion(gt: np.ndarray, pred: np.ndarray, num_classes: int, ignore_index: int) -> np.ndarray:
+    """The kernel this one replaced, for comparison: int64 casts of 4M-pixel chunks, boolean compression of
+    ignore, range checks and one bincount per chunk (prediction of ignore_index not handled)."""
+    counts = np.zeros(num_classes * num_classes, dtype=np.int64)
+    flat_gt, flat_pred = gt.reshape(-1), pred.reshape(-1)
+    for start in range(0, flat_gt.size, 1 << 22):
+        g = np.asarray(flat_gt[start : start + (1 << 22)]).astype(np.int64)
+        p = np.asarray(flat_pred[start : start + (1 << 22)]).astype(np.int64)
+        keep = g != ignore_index
+        g, p = g[keep], p[keep]
+        if g.size == 0:
+            continue
+        low, high = min(int(g.min()), int(p.min())), max(int(g.max()), int(p.max()))
+        if low < 0 or high >= num_classes:
+            raise ValueError(f"class id outside [0, {num_classes})")
+        counts += np.bincount(g * num_classes + p, minlength=num_classes * num_classes)
+    return counts.reshape(num_classes, num_classes)
+
+
+def _kernel_actions(items: Sequence[Item], num_classes: int) -> dict[str, Callable[[], object]]:
+    def kernel() -> None:
+        for item in items:
+            item_counts(item, num_classes, 255)
+
+    def read_once() -> None:
+        for item in items:
+            np.asarray(item.gt).max()
+            np.asarray(item.pred).max()
+
+    def previous() -> None:
+        for item in items:
+            previous_confusion(item.gt, item.pred, num_classes, 255)
+
+    return {"kernel": kernel, "read_once": read_once, "previous": previous}
+
+
+def bench_metrics(workload: Workload, data: Path, logroot: Path, rounds: int, quick: bool) -> dict[str, Any]:
+    """ns per pixel (CPU) of counting the workload's items (memory-mapped as the renderer reads them), of
+    reading them once, and of the previous kernel; then the same on per-pixel noise of one item's shape."""
+    config = segwatch_config(workload, data, logroot / "unused", images_only=False)
+    renderer = Renderer(config)
+    items = renderer.load_items(artifact_of(workload, data), every=True)
+    pixels = sum(item.gt.size for item in items)
+    for item in items:  # the counts must match before the time means anything
+        counts = item_counts(item, workload.num_classes, 255)
+        if counts[: workload.num_classes, workload.num_classes].any():
+            continue  # a prediction of ignore_index: the previous kernel refused those
+        expected = previous_confusion(item.gt, item.pred, workload.num_classes, 255)
+        assert np.array_equal(counts[: workload.num_classes, : workload.num_classes], expected)
+    _, cpu = alternate(
+        _kernel_actions(items, workload.num_classes),
+        1 if quick else rounds,
+        dict.fromkeys(("kernel", "read_once", "previous"), 1),
+    )
+    rng = np.random.default_rng(7)
+    shape = items[0].gt.shape
+    noise_gt = rng.integers(0, workload.num_classes, shape).astype(np.uint8)
+    noise_gt[rng.random(shape) < 0.1] = 255
+    noise = [Item(noise_gt, rng.integers(0, workload.num_classes, shape).astype(np.int64), None)]
+    noise_actions = _kernel_actions(noise, workload.num_classes)
+    del noise_actions["read_once"]
+    _, noise_cpu = alternate(noise_actions, 1 if quick else max(3, rounds), dict.fromkeys(noise_actions, 1))
+    per_pixel = {name: statistics.median(values) / pixels * 1e9 for name, values in cpu.items()}
+    noise_per_pixel = {name: statistics.median(v) / noise_gt.size * 1e9 for name, v in noise_cpu.items()}
+    return {
+        "pixels": pixels,
+        "ns_per_pixel": per_pixel,
+        "kernel_vs_read_once": ratio_stats(cpu["kernel"], cpu["read_once"]),
+        "kernel_vs_previous": ratio_stats(cpu["kernel"], cpu["previous"]),
+        "noise_ns_per_pixel": noise_per_pixel,
+        "noise_kernel_vs_previous": ratio_stats(noise_cpu["kernel"], noise_cpu["previous"]),
+    }
 
 
 def bench_argmax(artifact: Artifact, rounds: int) -> dict[str, Any]:
@@ -575,7 +430,6 @@ def bench_argmax(artifact: Artifact, rounds: int) -> dict[str, Any]:
     reading it once."""
     gt_path, logits_path = Path(artifact.files["gt"][0]), Path(artifact.files["pred"][0])
     caps = {"max_file_bytes": 1 << 40, "max_pixels": 1 << 40}
-    chunk = bytearray(4 * MiB)
 
     def argmax() -> None:
         with ReadSession() as reads:
@@ -586,26 +440,67 @@ def bench_argmax(artifact: Artifact, rounds: int) -> dict[str, Any]:
     def read_np_load() -> None:
         np.load(logits_path)
 
-    def read_stream() -> None:
-        with open(logits_path, "rb", buffering=0) as handle:
-            while handle.readinto(chunk):
-                pass
-
-    def numpy_argmax() -> None:
-        np.argmax(np.load(logits_path), axis=1)
-
-    actions = {
-        "argmax": argmax,
-        "np_load": read_np_load,
-        "stream_read": read_stream,
-        "numpy_argmax": numpy_argmax,
-    }
-    samples, _ = alternate(actions, rounds, dict.fromkeys(actions, 1))
+    actions = {"argmax": argmax, "np_load": read_np_load}
+    wall, _ = alternate(actions, rounds, dict.fromkeys(actions, 1))
     return {
-        "seconds": {name: time_stats(values) for name, values in samples.items()},
-        "samples": samples,
-        "argmax_vs_np_load": ratio_stats(samples["argmax"], samples["np_load"]),
-        "argmax_vs_stream_read": ratio_stats(samples["argmax"], samples["stream_read"]),
+        "seconds": {name: time_stats(values) for name, values in wall.items()},
+        "argmax_vs_np_load": ratio_stats(wall["argmax"], wall["np_load"]),
+    }
+
+
+# --- whole process --------------------------------------------------------------------------------------
+
+
+def bench_once(workdir: Path, epochs: int, rounds: int, log: Callable[[str], None]) -> dict[str, Any]:
+    """`segwatch once` (default config) over `epochs` W1 epochs against the seed's process over the same dump,
+    alternating, each run into a fresh log directory: wall time from spawn to exit, and CPU time."""
+    root = workdir / "once" / "dump"
+    marker = workdir / "once" / f".epochs{epochs}"
+    if not marker.exists():
+        shutil.rmtree(workdir / "once", ignore_errors=True)
+        rng = np.random.default_rng(2024)
+        for epoch in range(1, epochs + 1):
+            gt, pred = label_pair(rng, 21, (512, 512))
+            directory = root / "W1" / f"epoch_{epoch}"
+            directory.mkdir(parents=True)
+            np.save(directory / "gt.npy", gt)
+            np.save(directory / "pred.npy", pred)
+        marker.touch()
+    seed_script = Path(__file__).with_name("seed.py")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(seed_script.parent)}
+
+    def command(name: str, logdir: Path) -> list[str]:
+        if name == "seed":
+            return [sys.executable, str(seed_script), "--root", str(root), "--logdir", str(logdir)]
+        config = logdir.parent / f"{logdir.name}.yaml"
+        config.write_text(json.dumps({"watch": {"root": str(root)}, "tensorboard": {"logdir": str(logdir)}}))
+        return [sys.executable, "-m", "segwatch", "once", "--config", str(config)]
+
+    wall: dict[str, list[float]] = {"segwatch": [], "seed": []}
+    cpu: dict[str, list[float]] = {"segwatch": [], "seed": []}
+    for round_index in range(rounds):
+        order = ["segwatch", "seed"] if round_index % 2 == 0 else ["seed", "segwatch"]
+        for name in order:
+            logdir = workdir / "once" / f"{name}-{round_index}"
+            shutil.rmtree(logdir, ignore_errors=True)
+            argv = command(name, logdir)
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            started = time.perf_counter()
+            done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=900, check=False)
+            elapsed = time.perf_counter() - started
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            if done.returncode != 0:
+                raise RuntimeError(f"{name} process failed ({done.returncode}):\n{done.stderr[-3000:]}")
+            wall[name].append(elapsed)
+            cpu[name].append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    log(f"whole process: {rounds} rounds of {epochs} W1 epochs")
+    return {
+        "epochs": epochs,
+        "rounds": rounds,
+        "seconds": {name: time_stats(values) for name, values in wall.items()},
+        "cpu_seconds": {name: time_stats(values) for name, values in cpu.items()},
+        "wall": ratio_stats(wall["segwatch"], wall["seed"]),
+        "cpu": ratio_stats(cpu["segwatch"], cpu["seed"]),
     }
 
 
@@ -615,52 +510,10 @@ MEMORY_METHOD = (
     "extra private = peak over the artifacts minus the baseline, where the baseline is the same process after "
     "imports, pipeline set-up and one tiny TensorFlow summary write. Two measures, the larger one is judged: "
     "anonymous resident memory (RssAnon of /proc/self/status, sampled every 1 ms by a thread; file-backed "
-    "pages, i.e. the .npy page cache, are not anonymous and do not count) and the tracemalloc "
+    "pages, i.e. the memory-mapped .npy page cache, are not anonymous and do not count) and the tracemalloc "
     "peak (every Python and numpy buffer allocation, exact, but blind to TensorFlow's C++ allocations). "
     "Peak RSS is VmHWM: the whole process, mapped file pages included."
 )
-
-
-def _status_kib(key: str) -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return 0
-
-
-def _smaps_rollup() -> dict[str, int]:
-    try:
-        with open("/proc/self/smaps_rollup") as rollup:
-            lines = rollup.read().splitlines()[1:]
-    except OSError:
-        return {}
-    values = {}
-    for line in lines:
-        key, _, rest = line.partition(":")
-        parts = rest.split()
-        if parts and parts[-1] == "kB":
-            values[key] = int(parts[0]) * 1024
-    return values
-
-
-class AnonSampler(threading.Thread):
-    def __init__(self, interval: float = 0.001) -> None:
-        super().__init__(daemon=True)
-        self.interval = interval
-        self.peak_kib = _status_kib("RssAnon")
-        self.samples = 0
-        self._stop_event = threading.Event()
-
-    def run(self) -> None:
-        while not self._stop_event.wait(self.interval):
-            self.peak_kib = max(self.peak_kib, _status_kib("RssAnon"))
-            self.samples += 1
-
-    def stop(self) -> None:
-        self._stop_event.set()
-        self.join()
-        self.peak_kib = max(self.peak_kib, _status_kib("RssAnon"))
 
 
 def child_main(args: argparse.Namespace) -> int:
@@ -678,8 +531,8 @@ def child_main(args: argparse.Namespace) -> int:
         tf.summary.write("warmup", tf.constant(["1", "1", "x"]), step=0)
     warmup.flush()
     gc.collect()
-    base_anon = _status_kib("RssAnon") * 1024
-    base_rollup = _smaps_rollup()
+    base_anon = status_kib("RssAnon") * 1024
+    base_rollup = smaps_rollup()
     base_traced = tracemalloc.get_traced_memory()[0]
     tracemalloc.reset_peak()
     sampler = AnonSampler()
@@ -690,7 +543,7 @@ def child_main(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - started
     sampler.stop()
     traced_peak = tracemalloc.get_traced_memory()[1]
-    after_rollup = _smaps_rollup()
+    after_rollup = smaps_rollup()
     pipeline.close()
     print(
         json.dumps(
@@ -699,7 +552,7 @@ def child_main(args: argparse.Namespace) -> int:
                 "workload": workload.name,
                 "artifacts": args.count,
                 "seconds": elapsed,
-                "peak_rss_bytes": _status_kib("VmHWM") * 1024,
+                "peak_rss_bytes": status_kib("VmHWM") * 1024,
                 "baseline_anon_bytes": base_anon,
                 "extra_anon_peak_bytes": sampler.peak_kib * 1024 - base_anon,
                 "anon_samples": sampler.samples,
@@ -714,10 +567,10 @@ def child_main(args: argparse.Namespace) -> int:
 
 
 def measure_memory(
-    workload: Workload, workdir: Path, count: int, log: Callable[[str], None]
+    workload: Workload, workdir: Path, count: int, names: Sequence[str], log: Callable[[str], None]
 ) -> dict[str, Any]:
     results: dict[str, Any] = {}
-    for name in PIPELINES:
+    for name in names:
         command = [
             sys.executable,
             os.path.abspath(__file__),
@@ -763,21 +616,50 @@ class Target:
 
 
 def targets_for(name: str, result: dict[str, Any]) -> list[Target]:
-    pipes = result["pipelines"]
     found = []
-    for other, limit in (("seed", TARGET_VS_SEED), ("floor", TARGET_VS_FLOOR)):
-        if other == "seed" and name == "W5":
-            continue  # no target: W5 is about the argmax
-        cpu = result[f"cpu_segwatch_vs_{other}"]["median"]
-        value = result[f"segwatch_vs_{other}"]["median"]
-        found.append(Target(name, f"segwatch/{other} time", value, limit, note=f"cpu time ratio {cpu:.3g}"))
+    ratios = result["ratios"]
+    for top, limits in (("default", TARGET_DEFAULT_VS_SEED), ("images", TARGET_IMAGES_VS_SEED)):
+        if name in limits:
+            ratio = ratios[f"{top}/seed"]
+            cpu = ratio["cpu"]["median"]
+            found.append(
+                Target(
+                    name,
+                    f"{top} config segwatch/seed time",
+                    ratio["wall"]["median"],
+                    limits[name],
+                    note=f"cpu time ratio {cpu:.3g}",
+                )
+            )
+    pipes = result["pipelines"]
+    for top in ("default", "images"):
+        found.append(
+            Target(
+                name,
+                f"{top} config event bytes/artifact vs the seed's",
+                pipes[top]["event_bytes_per_artifact"],
+                pipes["seed"]["event_bytes_per_artifact"],
+                " B",
+            )
+        )
+    metrics = result["metrics"]
+    if name == "W2":
+        found.append(
+            Target(
+                name,
+                "confusion kernel (cpu)",
+                metrics["ns_per_pixel"]["kernel"],
+                TARGET_METRICS_NS_PER_PIXEL,
+                " ns/pixel",
+                note=f"reading gt and pred once {metrics['ns_per_pixel']['read_once']:.2f} ns/pixel",
+            )
+        )
     found.append(
         Target(
             name,
-            "event bytes/artifact segwatch vs seed",
-            pipes["segwatch"]["event_bytes_per_artifact"],
-            pipes["seed"]["event_bytes_per_artifact"],
-            " B",
+            "kernel/previous kernel on per-pixel noise (cpu)",
+            metrics["noise_kernel_vs_previous"]["median"],
+            TARGET_NOISE_VS_PREVIOUS,
         )
     )
     if "argmax" in result:
@@ -790,82 +672,115 @@ def targets_for(name: str, result: dict[str, Any]) -> list[Target]:
             )
         )
     if name == "W2" and "memory" in result:
-        extra = result["memory"]["segwatch"]["extra_private_bytes"]
+        extra = result["memory"]["default"]["extra_private_bytes"]
         found.append(
-            Target(name, "segwatch extra private memory", extra / MiB, TARGET_EXTRA_PRIVATE / MiB, " MiB")
+            Target(
+                name, "default config extra private memory", extra / MiB, TARGET_EXTRA_PRIVATE / MiB, " MiB"
+            )
         )
     return found
+
+
+def once_target(once: dict[str, Any]) -> Target:
+    return Target(
+        "W1",
+        f"`segwatch once` over {once['epochs']} epochs / the seed's process, wall",
+        once["wall"]["median"],
+        TARGET_ONCE_VS_SEED,
+        note=f"cpu time ratio {once['cpu']['median']:.3g}",
+    )
 
 
 def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f}" if seconds < 10 else f"{seconds * 1000:.0f}"
 
 
-def _verdict(target: Target) -> str:
-    return "PASS" if target.passed else "MISS"
+def machine(meta: dict[str, Any]) -> str:
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            model = next(
+                (line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), ""
+            )
+    except OSError:
+        pass
+    import tensorflow as tf
+
+    return (
+        f"{os.cpu_count()} CPUs ({model or 'unknown model'}), Python {sys.version.split()[0]}, numpy "
+        f"{np.__version__}, TensorFlow {tf.__version__}; load average {meta['load_before']:.1f} before, "
+        f"{meta['load_after']:.1f} after"
+    )
 
 
-def print_report(results: dict[str, Any], targets: list[Target], meta: dict[str, Any]) -> None:
+def print_report(
+    results: dict[str, Any], once: dict[str, Any] | None, targets: list[Target], meta: dict[str, Any]
+) -> None:
     out = sys.stdout
     out.write(
-        f"segwatch pipeline benchmark, {meta['rounds']} timed rounds per workload. Times are per artifact, "
-        ".npy on disk (page cache warm) -> summaries flushed in the event file; pipelines alternate within each "
-        "round; ratios are medians of per-round ratios. cpu = this process's CPU time (all threads, user + "
-        "system), a cross-check that other load on the machine disturbs less than wall time.\n"
-        f"machine: {os.cpu_count()} CPUs, numpy {np.__version__}, python {sys.version.split()[0]}; "
-        f"load average {meta['load_before']:.1f} before, {meta['load_after']:.1f} after\n"
+        f"segwatch pipeline benchmark{' (--quick: a smoke run, figures mean nothing)' if meta['quick'] else ''}, "
+        f"{meta['rounds']} timed rounds per workload. Times are per artifact, .npy on disk (page cache warm) -> "
+        "summaries flushed in the event file; pipelines alternate within each round; ratios are medians of "
+        "per-round ratios. cpu = this process's CPU time (all threads, user + system), less disturbed by other "
+        "load on the machine than wall time.\n"
+        f"machine: {meta['machine']}\n"
     )
     for name, result in results.items():
         height, width = result["output_size"]
+        memory = result.get("memory", {})
         out.write(f"\n{name}: {result['description']}\n")
-        out.write(f"  input {result['input_bytes'] / MiB:.1f} MiB of .npy; output {height}x{width} px\n")
-        memory = result.get("memory")
         out.write(
-            f"  {'pipeline':<9} {'n/round':>7} {'median ms':>10} {'min-max ms':>17} {'cpu ms':>8} "
-            f"{'event B/artifact':>16}"
-            + (f" {'peak RSS MiB':>12} {'extra private MiB':>17}" if memory else "")
+            f"  input {result['input_bytes'] / MiB:.1f} MiB of .npy; default config output {height}x{width} px\n"
         )
-        out.write("\n")
+        out.write(
+            f"  {'pipeline':<13} {'n/round':>7} {'median ms':>10} {'min-max ms':>17} {'cpu ms':>8} "
+            f"{'event B/artifact':>16} {'extra private MiB':>17}\n"
+        )
         for pipe, figures in result["pipelines"].items():
             seconds = figures["seconds"]
             span = f"{_ms(seconds['min'])}-{_ms(seconds['max'])}"
+            extra = f"{memory[pipe]['extra_private_bytes'] / MiB:.1f}" if pipe in memory else "-"
             out.write(
-                f"  {pipe:<9} {result['artifacts_per_round'][pipe]:>7} {_ms(seconds['median']):>10} {span:>17} "
-                f"{_ms(figures['cpu_seconds']['median']):>8} {figures['event_bytes_per_artifact']:>16,.0f}"
+                f"  {pipe:<13} {result['artifacts_per_round'][pipe]:>7} {_ms(seconds['median']):>10} {span:>17} "
+                f"{_ms(figures['cpu_seconds']['median']):>8} {figures['event_bytes_per_artifact']:>16,.0f} "
+                f"{extra:>17}\n"
             )
-            if memory:
-                mem = memory[pipe]
-                out.write(f" {mem['peak_rss_bytes'] / MiB:>12.0f} {mem['extra_private_bytes'] / MiB:>17.1f}")
-            out.write("\n")
-        for other in ("seed", "floor"):
-            ratio, cpu = result[f"segwatch_vs_{other}"], result[f"cpu_segwatch_vs_{other}"]
+        for key, ratio in result["ratios"].items():
+            wall, cpu = ratio["wall"], ratio["cpu"]
             out.write(
-                f"  segwatch/{other:<5} {ratio['median']:.3f}  (per-round {ratio['min']:.3f}-{ratio['max']:.3f}; "
+                f"  {key:<22} {wall['median']:.3f}  (per-round {wall['min']:.3f}-{wall['max']:.3f}; "
                 f"cpu {cpu['median']:.3f})\n"
             )
+        metrics = result["metrics"]
+        ns, noise = metrics["ns_per_pixel"], metrics["noise_ns_per_pixel"]
+        out.write(
+            f"  confusion kernel over {metrics['pixels'] / 1e6:.1f} M pixels (cpu): {ns['kernel']:.2f} ns/pixel; "
+            f"reading gt and pred once {ns['read_once']:.2f}; previous kernel {ns['previous']:.2f}. "
+            f"Per-pixel noise: {noise['kernel']:.2f} vs previous {noise['previous']:.2f} ns/pixel\n"
+        )
         if "argmax" in result:
             arg = result["argmax"]
-            sec = {key: _ms(value["median"]) for key, value in arg["seconds"].items()}
             out.write(
-                f"  argmax of the logits batch, segwatch (read by offset, normalise): {sec['argmax']} ms; reading "
-                f"the logits once: np.load {sec['np_load']} ms, a 4 MiB readinto loop {sec['stream_read']} ms; "
-                f"np.load + np.argmax {sec['numpy_argmax']} ms\n"
-                f"  argmax/np.load {arg['argmax_vs_np_load']['median']:.2f}, "
-                f"argmax/readinto {arg['argmax_vs_stream_read']['median']:.2f}\n"
-            )
-        default = result.get("default_config")
-        if default:
-            out.write(
-                f"  segwatch with its default config (metrics, legend, ... on; best of 3): "
-                f"{_ms(default['seconds'])} ms, {default['event_bytes_per_artifact']:,.0f} event B/artifact\n"
+                f"  argmax of the logits (memory-mapped, normalise) {_ms(arg['seconds']['argmax']['median'])} ms, "
+                f"np.load of them {_ms(arg['seconds']['np_load']['median'])} ms: "
+                f"{arg['argmax_vs_np_load']['median']:.2f}\n"
             )
         if memory:
-            seg = memory["segwatch"]
+            seg = memory["default"]
             out.write(
-                f"  memory: {seg['artifacts']} artifacts per child; segwatch extra anonymous peak "
+                f"  memory: {seg['artifacts']} artifacts per child; default config extra anonymous peak "
                 f"{seg['extra_anon_peak_bytes'] / MiB:.1f} MiB ({seg['anon_samples']} samples), tracemalloc peak "
-                f"{seg['extra_traced_peak_bytes'] / MiB:.1f} MiB\n"
+                f"{seg['extra_traced_peak_bytes'] / MiB:.1f} MiB; peak RSS {seg['peak_rss_bytes'] / MiB:.0f} MiB\n"
             )
+    if once:
+        secs, cpu = once["seconds"], once["cpu_seconds"]
+        out.write(
+            f"\nwhole process, {once['epochs']} W1 epochs, {once['rounds']} alternating rounds: `segwatch once` "
+            f"(default config) {secs['segwatch']['median']:.2f} s (cpu {cpu['segwatch']['median']:.2f} s), the "
+            f"seed's process {secs['seed']['median']:.2f} s (cpu {cpu['seed']['median']:.2f} s): "
+            f"{once['wall']['median']:.3f} (per-round {once['wall']['min']:.3f}-{once['wall']['max']:.3f}; "
+            f"cpu {once['cpu']['median']:.3f})\n"
+        )
     if any("memory" in r for r in results.values()):
         out.write(f"\nmemory: {MEMORY_METHOD}\n")
     out.write("\ntargets\n")
@@ -875,8 +790,43 @@ def print_report(results: dict[str, Any], targets: list[Target], meta: dict[str,
         else:
             value, limit = f"{target.value:,.3g}{target.unit}", f"{target.limit:,.3g}{target.unit}"
         note = f"; {target.note}" if target.note else ""
+        verdict = "PASS" if target.passed else "MISS"
+        out.write(f"  {verdict}  {target.workload} {target.what}: {value} (target <= {limit}{note})\n")
+
+
+def print_markdown(results: dict[str, Any], once: dict[str, Any] | None, meta: dict[str, Any]) -> None:
+    """The README's Performance table, default config first."""
+    out = sys.stdout
+    out.write(f"Measured on {meta['machine']}.\n\n")
+    out.write(
+        "| workload | default config / seed | images only / seed | default / floor | images / floor "
+        "| default | images | seed | metrics ns/pixel | extra private MiB default / images / seed "
+        "| event KB default / images / seed |\n"
+    )
+    out.write("|---|---|---|---|---|---|---|---|---|---|---|\n")
+    for name, result in results.items():
+        ratios, pipes = result["ratios"], result["pipelines"]
+        memory = result.get("memory", {})
+        mem = " / ".join(
+            f"{memory[p]['extra_private_bytes'] / MiB:.1f}" if p in memory else "-" for p in MEMORY_PIPELINES
+        )
+        kb = " / ".join(
+            f"{pipes[p]['event_bytes_per_artifact'] / 1000:.0f}" for p in ("default", "images", "seed")
+        )
         out.write(
-            f"  {_verdict(target)}  {target.workload} {target.what}: {value} (target <= {limit}{note})\n"
+            f"| {name} {result['description'].split(' ->')[0]} | **{ratios['default/seed']['wall']['median']:.3f}** "
+            f"| {ratios['images/seed']['wall']['median']:.3f} "
+            f"| {ratios['default/floor-default']['wall']['median']:.2f} "
+            f"| {ratios['images/floor-images']['wall']['median']:.2f} "
+            f"| {_ms(pipes['default']['seconds']['median'])} ms | {_ms(pipes['images']['seconds']['median'])} ms "
+            f"| {_ms(pipes['seed']['seconds']['median'])} ms | {result['metrics']['ns_per_pixel']['kernel']:.2f} "
+            f"| {mem} | {kb} |\n"
+        )
+    if once:
+        out.write(
+            f"\nWhole process, `segwatch once` over {once['epochs']} W1 epochs against the seed's process: "
+            f"**{once['wall']['median']:.3f}** ({once['seconds']['segwatch']['median']:.2f} s vs "
+            f"{once['seconds']['seed']['median']:.2f} s; cpu ratio {once['cpu']['median']:.3f}).\n"
         )
 
 
@@ -885,14 +835,28 @@ def print_report(results: dict[str, Any], targets: list[Target], meta: dict[str,
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="a fast smoke run: every part once, figures void"
+    )
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds per workload (default 5)")
     parser.add_argument("--only", default="", help="comma-separated workloads to run, e.g. W2 or W1,W5")
-    parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
+    output.add_argument("--markdown", action="store_true", help="also print the README's Performance table")
     parser.add_argument(
         "--rss-count",
         type=int,
         default=3,
         help="artifacts per memory child process; 0 skips memory (default 3)",
+    )
+    parser.add_argument(
+        "--once-epochs",
+        type=int,
+        default=50,
+        help="W1 epochs of the whole-process row; 0 skips it (default 50)",
+    )
+    parser.add_argument(
+        "--once-rounds", type=int, default=3, help="alternating rounds of the whole-process row"
     )
     parser.add_argument(
         "--workdir", default="", help="keep generated data here and reuse it (default: a temporary directory)"
@@ -906,6 +870,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     unknown = [w for w in args.only.split(",") if w and w not in WORKLOADS]
     if unknown:
         parser.error(f"unknown workload(s) {unknown}, expected some of {', '.join(WORKLOADS)}")
+    if args.quick:
+        args.rounds, args.once_epochs, args.once_rounds = 1, min(args.once_epochs, 3), 1
+        args.only = args.only or ",".join(QUICK_WORKLOADS)
     return args
 
 
@@ -922,23 +889,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="segwatch-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    meta: dict[str, Any] = {"rounds": args.rounds, "cpus": os.cpu_count(), "load_before": os.getloadavg()[0]}
+    meta: dict[str, Any] = {
+        "rounds": args.rounds,
+        "quick": args.quick,
+        "cpus": os.cpu_count(),
+        "load_before": os.getloadavg()[0],
+    }
+    once: dict[str, Any] | None = None
     try:
         data = prepare_data(workdir, workloads, log)
         results: dict[str, Any] = {}
         for workload in workloads:
             logroot = workdir / "tb"
-            for name in (*PIPELINES, "segwatch-default"):
+            for name in PIPELINES:
                 shutil.rmtree(logroot / name / workload.name, ignore_errors=True)
-            results[workload.name] = bench_workload(workload, data, logroot, args.rounds, log)
+            results[workload.name] = bench_workload(workload, data, logroot, args.rounds, args.quick, log)
         if args.rss_count > 0:
             for workload in workloads:
-                results[workload.name]["memory"] = measure_memory(workload, workdir, args.rss_count, log)
+                if args.quick and workload is not workloads[0]:
+                    continue  # a smoke run measures one workload's children, enough to know measuring works
+                names = ("default",) if args.quick else MEMORY_PIPELINES
+                results[workload.name]["memory"] = measure_memory(
+                    workload, workdir, args.rss_count, names, log
+                )
+        if args.once_epochs > 0:
+            once = bench_once(workdir, args.once_epochs, args.once_rounds, log)
     finally:
         if not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)
     targets = [target for name, result in results.items() for target in targets_for(name, result)]
+    if once:
+        targets.append(once_target(once))
     meta["load_after"] = os.getloadavg()[0]
+    meta["machine"] = machine(meta)
     meta["seconds"] = time.perf_counter() - started
     log(f"total {meta['seconds']:.0f} s")
     if args.json:
@@ -947,6 +930,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 **meta,
                 "memory_method": MEMORY_METHOD,
                 "workloads": results,
+                "once": once,
                 "targets": [t.as_dict() for t in targets],
             },
             sys.stdout,
@@ -954,7 +938,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         sys.stdout.write("\n")
     else:
-        print_report(results, targets, meta)
+        print_report(results, once, targets, meta)
+        if args.markdown:
+            sys.stdout.write("\n")
+            print_markdown(results, once, meta)
     return 0
 
 
