@@ -99,3 +99,24 @@ def test_idle_and_least_recently_used_writers_are_closed_and_every_step_is_read_
     assert [step for step, _ in read_event_tensors(tmp_path / "a")["seg/mIoU"]] == [1, 2, 3]
     assert sorted(written_tags(tmp_path, {})["a"]) == [1, 2, 3]
     assert sorted(written_tags(tmp_path, {})["b[x]"]) == [1, 2]
+
+
+def test_an_epoch_is_one_record_checked_by_tensorflow_s_crc(tmp_path):
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c as reference_crc
+
+    from segwatch.eventfile import masked_crc32c, read_events
+
+    for data in (b"", b"a", bytes(range(256)) * 99):
+        assert masked_crc32c(data) == reference_crc(data)
+    sink = EventSink(str(tmp_path))
+    sink.write("r", 1, [scalar_summary("s/a", 0.5), scalar_summary("s/b", 0.25), text_summary("s/t", "x")])
+    sink.write("r", 2, [scalar_summary("s/a", 0.75)])
+    sink.close()
+    (path,) = (tmp_path / "r").glob("events.out.tfevents.*")
+    events = list(read_events(path))
+    assert [e.step for e in events] == [0, 1, 2] and events[0].file_version == "brain.Event:2"
+    assert [v.tag for v in events[1].summary.value] == ["s/a", "s/b", "s/t"]
+    # A torn last record ends the file for the reader, as it does for TensorBoard.
+    whole = path.read_bytes()
+    path.write_bytes(whole[:-3])
+    assert [e.step for e in read_events(path)] == [0, 1]

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from segwatch.errors import ArtifactError
-from segwatch.figures import confusion_heatmap, heatmap_frame, iou_table
+from segwatch.figures import confusion_heatmap, heatmap_frame, heatmap_indices, iou_table
 from segwatch.metrics import ClassIdError, Scores, count_confusion, new_confusion, scores
 from segwatch.normalise import Item
 from segwatch.png import encode_png
@@ -156,11 +156,18 @@ class MetricFigures:
     def _confusion_summary(self, confusion: np.ndarray) -> Summary:
         if self._frame is None:
             self._frame = heatmap_frame(self.labels)
-        pixels = confusion_heatmap(confusion[:, : self.num_classes], self.labels, frame=self._frame)
+        counts = confusion[:, : self.num_classes]
+        indexed = heatmap_indices(counts, self.labels, frame=self._frame)
+        if indexed is not None:
+            pixels, palette = indexed
+            png = encode_png(pixels, palette)
+        else:
+            pixels = confusion_heatmap(counts, self.labels, frame=self._frame)
+            png = encode_png(pixels)
         height, width = pixels.shape[:2]
         return image_summary(
             f"{self.prefix}/confusion_matrix",
-            [encode_png(pixels)],
+            [png],
             width=width,
             height=height,
             description="Rows: ground truth, columns: prediction, each row normalised to sum to 1 (white 0, "

@@ -20,6 +20,7 @@ __all__ = [
     "confusion_heatmap",
     "heat_colours",
     "heatmap_frame",
+    "heatmap_indices",
     "iou_table",
 ]
 
@@ -55,11 +56,7 @@ def confusion_heatmap(
             f"and {len(labels)} labels"
         )
     cell = _cell_size(num_classes)
-    rows = confusion.sum(axis=1, keepdims=True).astype(np.float64)
-    shares = np.divide(confusion, rows, out=np.zeros(confusion.shape), where=rows > 0)
-    cells = heat_colours(shares)
-    cells[rows[:, 0] == 0] = ABSENT_ROW
-    matrix = cells.repeat(cell, axis=0).repeat(cell, axis=1)
+    matrix = _cell_colours(confusion).repeat(cell, axis=0).repeat(cell, axis=1)
 
     if frame is None:
         frame = heatmap_frame(labels)
@@ -69,6 +66,43 @@ def confusion_heatmap(
     margin = picture.shape[0] - num_classes * cell
     picture[margin:, margin:] = matrix
     return picture
+
+
+def _cell_colours(confusion: np.ndarray) -> np.ndarray:
+    rows = confusion.sum(axis=1, keepdims=True).astype(np.float64)
+    shares = np.divide(confusion, rows, out=np.zeros(confusion.shape), where=rows > 0)
+    cells = heat_colours(shares)
+    cells[rows[:, 0] == 0] = ABSENT_ROW
+    return cells
+
+
+def heatmap_indices(
+    confusion: np.ndarray, labels: Sequence[str], *, frame: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """confusion_heatmap's picture as (H, W) uint8 indices into a (K, 3) palette, which encodes several
+    times faster than RGB and decodes to the same pixels; None when it holds more than 256 colours."""
+    num_classes = confusion.shape[0]
+    if confusion.shape != (num_classes, num_classes) or len(labels) != num_classes:
+        raise ValueError(
+            f"expected a square confusion matrix and one label per class, got shape {confusion.shape} "
+            f"and {len(labels)} labels"
+        )
+    colours, index = np.unique(_cell_colours(confusion).reshape(-1, 3), axis=0, return_inverse=True)
+    if len(colours) + 2 > 256:
+        return None
+    palette = np.concatenate([np.array([[255, 255, 255], _INK], dtype=np.uint8), colours])  # 0 paper, 1 ink
+    cell = _cell_size(num_classes)
+    cells = (index.reshape(num_classes, num_classes) + 2).astype(np.uint8)
+    matrix = cells.repeat(cell, axis=0).repeat(cell, axis=1)
+    if frame is None:
+        frame = heatmap_frame(labels)
+    if frame is None:
+        return matrix, palette
+    # The frame holds only paper and ink.
+    picture = (frame[..., 0] == _INK[0]).astype(np.uint8)
+    margin = picture.shape[0] - num_classes * cell
+    picture[margin:, margin:] = matrix
+    return picture, palette
 
 
 def heatmap_frame(labels: Sequence[str]) -> np.ndarray | None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from tensorboard.backend.event_processing import event_file_loader
 
 from segwatch import rundirs, storage
+from segwatch.eventfile import read_events
 from segwatch.ledger import Ledger
 from segwatch.sink import EVENT_FILE_MARK
 
@@ -56,7 +57,11 @@ def written_tags(
         floor = runs_after.get(run)
         steps: dict[int, set[str]] = {}
         for path in storage.glob_in(directory, f"events.out.tfevents.*{EVENT_FILE_MARK}"):
-            for event in event_file_loader.EventFileLoader(path).Load():
+            # Local files are read directly: TensorBoard's loader would import TensorFlow for them.
+            events = (
+                event_file_loader.EventFileLoader(path).Load() if storage.is_url(path) else read_events(path)
+            )
+            for event in events:
                 if floor is not None and event.step <= floor:
                     continue
                 tags = {value.tag for value in event.summary.value}

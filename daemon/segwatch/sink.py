@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from segwatch import rundirs
 from segwatch.errors import SinkError
+from segwatch.eventfile import EventFile
 from segwatch.storage import is_url
 from segwatch.storage import join as storage_join
 from segwatch.summaries import Summary, serialized
@@ -68,7 +69,11 @@ class EventSink:
         max_open: int = MAX_OPEN_WRITERS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        _tf()  # pay TensorFlow's import at start-up, not in the first epoch's latency
+        # Local event files are written directly (eventfile.py); only URL logdirs need TensorFlow, whose import
+        # is then paid at start-up, not in the first epoch's latency.
+        self.local = not is_url(logdir)
+        if not self.local:
+            _tf()
         self.logdir = logdir
         # Called with a run directory before its first writer is made (the `{run}` logdir's per-run lock).
         self._prepare = prepare
@@ -90,19 +95,27 @@ class EventSink:
         last = self._last_step.get(run)
         if last is not None and step <= last:
             raise ValueError(f"run {run!r}: step {step} is not above the last step written, {last}")
-        tf = _tf()
+        failures: tuple[type[BaseException], ...] = (
+            (OSError,) if self.local else (_tf().errors.OpError, OSError)
+        )
         try:
             writer = self._writer(run)
             offset = self._event_file_size(run)
-            if summaries:
-                # One op for the whole epoch: TensorFlow merges the summaries into a single event record, so an
-                # epoch reaches the file whole or not at all, and the per-call dispatch is paid once.
-                with writer.as_default():
-                    tf.summary.experimental.write_raw_pb(
-                        tf.constant([serialized(summary) for summary in summaries], dtype=tf.string),
-                        step=step,
-                    )
-            writer.flush()
+            if isinstance(writer, EventFile):
+                if summaries:
+                    # One event for the whole epoch: it reaches the file whole or not at all.
+                    writer.append(step, [serialized(summary) for summary in summaries])
+            else:
+                tf = _tf()
+                if summaries:
+                    # One op for the whole epoch: TensorFlow merges the summaries into a single event record,
+                    # and the per-call dispatch is paid once.
+                    with writer.as_default():
+                        tf.summary.experimental.write_raw_pb(
+                            tf.constant([serialized(summary) for summary in summaries], dtype=tf.string),
+                            step=step,
+                        )
+                writer.flush()
             # TensorFlow's writer drops what it cannot write (a full disk) without raising, and a torn record
             # would hide every later one from TensorBoard: read the new record's framing back before anyone
             # counts the epoch as done.
@@ -112,7 +125,7 @@ class EventSink:
                 raise OSError(
                     f"{max(written, 0)} of {expected} records reached the event file whole (is the disk full?)"
                 )
-        except (tf.errors.OpError, OSError) as exc:
+        except failures as exc:
             # The writer may hold half an epoch in its buffer; drop it so a retry starts a fresh event file.
             self._discard(run)
             # TensorFlow prefixes its messages with `{{function_node ...}}` noise; the reason follows it.
@@ -153,7 +166,6 @@ class EventSink:
         if writer is not None:
             self._writers.move_to_end(run)
         else:
-            tf = _tf()
             directory = run_directory(self.logdir, run)
             if self._prepare is not None:
                 self._prepare(directory)
@@ -163,15 +175,19 @@ class EventSink:
             # pid and timestamp in TensorFlow's own file name do not separate two containers (both pid 1)
             # restarted within one second; the random part does.
             suffix = f".{secrets.token_hex(4)}{EVENT_FILE_MARK}"
-            writer = tf.summary.create_file_writer(
-                directory,
-                max_queue=1000,
-                flush_millis=3_600_000,
-                filename_suffix=suffix,
-            )
+            self._files.pop(run, None)
+            if self.local:
+                writer = EventFile(directory, suffix)
+                self._files[run] = writer.path
+            else:
+                writer = _tf().summary.create_file_writer(
+                    directory,
+                    max_queue=1000,
+                    flush_millis=3_600_000,
+                    filename_suffix=suffix,
+                )
             self._writers[run] = writer
             self._suffixes[run] = suffix
-            self._files.pop(run, None)
         self._used[run] = self._clock()
         return writer
 
@@ -236,7 +252,8 @@ class EventSink:
         self._used.clear()
         for run in list(self._writers):
             writer = self._writers.pop(run)
-            writer.flush()
+            if not isinstance(writer, EventFile):
+                writer.flush()
             writer.close()
 
 
