@@ -8,7 +8,7 @@ MEMORY_METHOD = (
     "extra private = peak over the artifacts minus the baseline, where the baseline is the same process after "
     "imports, pipeline set-up and one tiny TensorFlow summary write. Two measures, the larger one is judged: "
     "anonymous resident memory (RssAnon of /proc/self/status, sampled every 1 ms by a thread; file-backed "
-    "pages, i.e. the memory-mapped .npy page cache, are not anonymous and do not count) and the tracemalloc "
+    "pages, i.e. the .npy page cache, are not anonymous and do not count) and the tracemalloc "
     "peak (every Python and numpy buffer allocation, exact, but blind to TensorFlow's C++ allocations). "
     "Peak RSS is VmHWM: the whole process, mapped file pages included."
 )

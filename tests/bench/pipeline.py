@@ -73,8 +73,8 @@ from workloads import (
 
 from segwatch.config import config_from_mapping
 from segwatch.evaluation import item_counts
-from segwatch.layout import Artifact
 from segwatch.filearrays import ReadSession
+from segwatch.layout import Artifact
 from segwatch.loading import open_array
 from segwatch.normalise import Item, normalise
 from segwatch.pipeline import Renderer
@@ -203,8 +203,13 @@ class FloorPipeline(Pipeline):
         super().__init__(workload, data, logdir)
         config = segwatch_config(workload, data, logdir / "unused", images_only=self.images_only)
         rendered = Renderer(config).render(self.artifact)
+        # Image summaries only; other blob sequences (the viewer's data) are written as they are.
         self.pictures = {
-            s.tag: [_decoded(png) for png in s.payload[2:]] for s in rendered if isinstance(s.payload, tuple)
+            s.tag: [_decoded(png) for png in s.payload[2:]]
+            for s in rendered
+            if isinstance(s.payload, tuple)
+            and s.payload[2:]
+            and all(p[:4] == b"\x89PNG" for p in s.payload[2:])
         }
         self.template = rendered
         self.sink = EventSink(str(logdir))
@@ -384,7 +389,7 @@ def _kernel_actions(items: Sequence[Item], num_classes: int) -> dict[str, Callab
 
 
 def bench_metrics(workload: Workload, data: Path, logroot: Path, rounds: int, quick: bool) -> dict[str, Any]:
-    """ns per pixel (CPU) of counting the workload's items (memory-mapped as the renderer reads them), of
+    """ns per pixel (CPU) of counting the workload's items (in memory: the kernel alone), of
     reading them once, and of the previous kernel; then the same on per-pixel noise of one item's shape."""
     config = segwatch_config(workload, data, logroot / "unused", images_only=False)
     renderer = Renderer(config)

@@ -25,7 +25,7 @@ MEMORY_METHOD = (
     "extra private = peak over the artifacts minus the baseline, where the baseline is the same process after "
     "imports, pipeline set-up and one tiny TensorFlow summary write. Two measures, the larger one is judged: "
     "anonymous resident memory (RssAnon of /proc/self/status, sampled every 1 ms by a thread; file-backed "
-    "pages, i.e. the memory-mapped .npy page cache, are not anonymous and do not count) and the tracemalloc "
+    "pages, i.e. the .npy page cache, are not anonymous and do not count) and the tracemalloc "
     "peak (every Python and numpy buffer allocation, exact, but blind to TensorFlow's C++ allocations). "
     "Peak RSS is VmHWM: the whole process, mapped file pages included."
 )
@@ -194,7 +194,7 @@ def print_report(
         if "argmax" in result:
             arg = result["argmax"]
             out.write(
-                f"  argmax of the logits (memory-mapped, normalise) {_ms(arg['seconds']['argmax']['median'])} ms, "
+                f"  argmax of the logits (read by offset, normalise) {_ms(arg['seconds']['argmax']['median'])} ms, "
                 f"np.load of them {_ms(arg['seconds']['np_load']['median'])} ms: "
                 f"{arg['argmax_vs_np_load']['median']:.2f}\n"
             )
