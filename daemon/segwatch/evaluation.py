@@ -20,7 +20,14 @@ from segwatch.normalise import Item
 from segwatch.png import encode_png
 from segwatch.summaries import Summary, image_summary, scalar_summary, text_summary
 
-__all__ = ["MAX_METRIC_CLASSES", "class_label", "epoch_confusion", "item_confusion", "metric_summaries"]
+__all__ = [
+    "MAX_METRIC_CLASSES",
+    "class_label",
+    "epoch_confusion",
+    "item_confusion",
+    "metric_summaries",
+    "per_class_tag",
+]
 
 # The confusion matrix holds num_classes² counts: 4096 classes are 128 MiB of int64, the most worth holding.
 MAX_METRIC_CLASSES = 4096
@@ -29,6 +36,13 @@ MIOU_NOTE = (
     "mIoU is the mean IoU over the classes present in the ground truth or the prediction (mmsegmentation's "
     "convention); ignore_index pixels are left out."
 )
+
+
+def per_class_tag(prefix: str, label: str) -> str:
+    """`<prefix>_IoU/<class>`: a tag group of its own. TensorBoard's Time Series tab groups cards by the tag's
+    first path segment and sorts them by tag; under `<prefix>/IoU/...` the per-class curves came before the
+    images (uppercase sorts first) and, with many classes, filled the first page."""
+    return f"{prefix}_IoU/{label}"
 
 
 def class_label(class_id: int, class_names: Sequence[str]) -> str:
@@ -83,7 +97,8 @@ def metric_summaries(
     confusion_image: bool = True,
 ) -> list[Summary]:
     """Scalars `<prefix>/mIoU`, `/pixel_accuracy`, `/mean_class_accuracy`, `/dice` (two classes only),
-    `/IoU/<class>`; the image `<prefix>/confusion_matrix`; the text `<prefix>/IoU_table`. None is skipped."""
+    `<prefix>_IoU/<class>` (a group of its own, see per_class_tag); the image `<prefix>/confusion_matrix`;
+    the text `<prefix>/IoU_table`. None is skipped."""
     result = scores(confusion)
     num_classes = confusion.shape[0]
     out: list[Summary] = []
@@ -101,7 +116,7 @@ def metric_summaries(
         for class_id, value in enumerate(result.iou):
             if value is not None:
                 label = class_label(class_id, class_names)
-                out.append(scalar_summary(f"{prefix}/IoU/{label}", value))
+                out.append(scalar_summary(per_class_tag(prefix, label), value))
         out.append(
             text_summary(
                 f"{prefix}/IoU_table",

@@ -8,11 +8,11 @@ chooses the items, appends the legend and computes the metrics.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-from segwatch.compose import Composite, IndexSpace
+from segwatch.compose import ComposeOptions, Composite, IndexSpace, compose_grid, grid_layout
 from segwatch.config import Config
 from segwatch.evaluation import (
     MAX_METRIC_CLASSES,
@@ -21,18 +21,22 @@ from segwatch.evaluation import (
     item_miou,
     metric_summaries,
 )
-from segwatch.legend import legend_classes, with_legend
+from segwatch.geometry import GridShape, fit_grid
+from segwatch.headers import header_height, with_headers
+from segwatch.legend import legend_classes, legend_height, with_legend
 from segwatch.normalise import Item
 from segwatch.panels import RGB_PANELS, PanelOptions, compose_rgb_grid
 from segwatch.summaries import Summary
 
-__all__ = ["Insight", "panel_notes"]
+__all__ = ["GUTTER", "Insight", "panel_notes"]
+
+GUTTER = 2  # px between panels and between items
 
 log = logging.getLogger(__name__)
 
 _PANEL_NOTES = {
-    "overlay": "overlay = prediction colours blended over the image (alpha {alpha}), class boundaries at full "
-    "colour",
+    "overlay": "overlay = prediction colours blended over the image (alpha {alpha}), class boundaries as white "
+    "lines over dark pixels and black over light ones",
     "error": "error = red where the prediction is wrong, the image dimmed (grey without one) where it is right, "
     "the ignore colour where the ground truth is ignore_index",
     "boundary": "boundary = ground truth with the prediction's class boundaries drawn over it",
@@ -65,17 +69,9 @@ class Insight:
         compose = config.compose
         self.config = config
         self.space = space
-        self.rgb_options = (
-            PanelOptions(
-                panel_size=(compose.size[0], compose.size[1]),
-                resize=compose.resize,
-                panels=tuple(compose.panels),
-                columns=compose.columns,
-                overlay_alpha=compose.overlay_alpha,
-            )
-            if any(panel in RGB_PANELS for panel in compose.panels)
-            else None
-        )
+        self.panels = tuple(compose.panels)
+        # Overlay, error and boundary mix image pixels and fixed colours: the RGB composer draws those.
+        self.rgb = any(panel in RGB_PANELS for panel in compose.panels)
         self.metrics = config.metrics.enabled
         if self.metrics and compose.num_classes > MAX_METRIC_CLASSES:
             log.warning(
@@ -111,22 +107,62 @@ class Insight:
             return [items[int(i)] for i in picked]
         return list(items[:limit])
 
-    def compose(
-        self,
-        groups: Sequence[Sequence[Item]],
-        index_composer: Callable[[Sequence[Item]], Composite],
-        source: str,
-    ) -> list[Composite]:
-        """One composite per group of items, with the legend below each (the same legend for all)."""
-        if self.rgb_options is None:
-            composites = [index_composer(group) for group in groups]
-        else:
-            options = self.rgb_options
-            composites = [compose_rgb_grid(group, self.space, options, source=source) for group in groups]
+    def shape(self, count: int, classes: Sequence[int]) -> GridShape:
+        """Items per row and panel size for `count` items, headers and this legend included."""
+        compose = self.config.compose
+        panels, names = self.panels, compose.class_names
+
+        def extra(shape: GridShape, width: int) -> int:
+            header = header_height(panels, shape.panel_size[1], width) if compose.headers else 0
+            return header + legend_height(classes, names, width)
+
+        return fit_grid(
+            count,
+            panels=len(panels),
+            panel_size=(compose.size[0], compose.size[1]),
+            gutter=GUTTER,
+            max_width=compose.max_width,
+            columns=None if compose.columns == "auto" else compose.columns,
+            extra_height=extra,
+        )
+
+    def compose(self, groups: Sequence[Sequence[Item]], source: str) -> list[Composite]:
+        """One composite per group of items (all groups the same size), each with column headers above and
+        the same legend below."""
         compose = self.config.compose
         shown = [item for group in groups for item in group]
         classes = legend_classes(compose.legend, shown, compose.num_classes)
-        return [with_legend(composite, classes, compose.class_names, self.space) for composite in composites]
+        shape = self.shape(len(groups[0]), classes)
+        size = shape.panel_size
+        if self.rgb:
+            options: PanelOptions | ComposeOptions = PanelOptions(
+                panel_size=size,
+                resize=compose.resize,
+                panels=self.panels,
+                columns=shape.columns,
+                overlay_alpha=compose.overlay_alpha,
+                gutter=GUTTER,
+            )
+        else:
+            options = ComposeOptions(
+                panel_size=size,
+                resize=compose.resize,
+                panels=self.panels,
+                columns=shape.columns,
+                gutter=GUTTER,
+            )
+        out = []
+        for group in groups:
+            if isinstance(options, PanelOptions):
+                composite = compose_rgb_grid(group, self.space, options, source=source)
+            else:
+                composite = compose_grid(group, self.space, options, source=source)
+            _, corners = grid_layout(len(group), options)
+            lefts = [left for item in corners[: options.columns] for _, left in item]
+            if compose.headers:
+                composite = with_headers(composite, self.panels, lefts, size[1], self.space)
+            out.append(with_legend(composite, classes, compose.class_names, self.space))
+        return out
 
     def summaries(self, confusions: Sequence[np.ndarray]) -> list[Summary]:
         if not self.metrics or not confusions:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from segwatch.archives import load_dump_file
-from segwatch.compose import ComposeOptions, Composite, IndexSpace, compose_grid, compose_pair
+from segwatch.compose import Composite, IndexSpace
 from segwatch.config import Config
 from segwatch.errors import ArtifactError
 from segwatch.filearrays import ReadSession, Stored
@@ -40,13 +40,6 @@ class Renderer:
             palette=build_palette(compose.palette, compose.num_classes),
         )
         self.insight = Insight(config, self.space)
-        # The index-space composer draws image, gt and pred; other panels are drawn by the insight's RGB one.
-        self.options = ComposeOptions(
-            panel_size=(compose.size[0], compose.size[1]),
-            resize=compose.resize,
-            panels=tuple(compose.panels) if self.insight.rgb_options is None else ("gt", "pred"),
-            columns=compose.columns,
-        )
         kind = "grid" if compose.layout == "grid" else "pairs"
         # Worst-first items get their own tag, so one tag's history never mixes two ways of choosing.
         self.tag = f"{config.tensorboard.tag_prefix}/{'worst' if compose.select == 'worst' else kind}"
@@ -76,16 +69,8 @@ class Renderer:
         source = artifact.label
         confusions = insight.confusions(items)
         shown = insight.choose(items, confusions)
-        if self.config.compose.layout == "grid":
-            composites = insight.compose(
-                [shown], lambda group: compose_grid(group, self.space, self.options, source=source), source
-            )
-        else:
-            composites = insight.compose(
-                [[item] for item in shown],
-                lambda group: compose_pair(group[0], self.space, self.options, source=source),
-                source,
-            )
+        groups = [shown] if self.config.compose.layout == "grid" else [[item] for item in shown]
+        composites = insight.compose(groups, source)
         summaries = [self._image(composites), *insight.summaries(confusions)]
         if self.viewer is not None:
             run = artifact.run

@@ -74,7 +74,7 @@ def test_demo_logs_metrics_that_improve(demo_logdir):
             for tag, events in read_event_tensors(demo_logdir / run).items()
             if not tag.endswith(("grid", "confusion_matrix", "IoU_table")) and "/viewer/" not in tag
         }
-        assert {f"{PREFIX}/IoU/{name}" for name in demo.CLASS_NAMES} <= set(scalars)
+        assert {f"{PREFIX}_IoU/{name}" for name in demo.CLASS_NAMES} <= set(scalars)
         miou = scalars[f"{PREFIX}/mIoU"]
         assert sorted(miou) == list(range(demo.EPOCHS))
         assert miou[demo.EPOCHS - 1] > miou[0] + 0.2
