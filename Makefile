@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/segwatch demo
+	$(BIN)/segwatch demo --live
 
 lint: $(STAMP)
 	$(BIN)/ruff check daemon tests

@@ -9,7 +9,7 @@ import pytest
 from segwatch.compose import Composite, IndexSpace
 from segwatch.headers import HEADER_NAMES, header_height, header_strip, with_headers
 from segwatch.legend import legend_classes, legend_layout, legend_strip, with_legend
-from segwatch.lettering import CARD_WIDTH, text_size_for
+from segwatch.lettering import CARD_WIDTH, SCREEN_TEXT_PX, TIME_SERIES_HEIGHT, text_size_for
 from segwatch.normalise import Item
 from segwatch.palettes import build_palette
 from segwatch.png import encode_png
@@ -73,7 +73,7 @@ def test_the_backdrop_stands_apart_from_dark_and_grey_classes() -> None:
 
 def test_entries_wrap_to_the_width() -> None:
     names = ["background", "building", "vegetation", "car"]
-    rows = {w: max(row for row, *_ in legend_layout(list(range(4)), names, w).placed) for w in (200, 1200)}
+    rows = {w: max(r for r, *_ in legend_layout(list(range(4)), names, w, size=20).placed) for w in (200, 1200)}
     assert rows[200] > rows[1200]
     narrow = legend_strip(list(range(4)), names, SPACE, width=200)
     assert narrow.shape[1] == 200
@@ -82,12 +82,14 @@ def test_entries_wrap_to_the_width() -> None:
 
 
 @pytest.mark.parametrize("width", [200, CARD_WIDTH, 700, 1536, 3000])
-def test_text_is_sized_for_the_card_the_picture_is_shown_in(width: int) -> None:
-    layout = legend_layout([0, 1], ["road", "sky"], width)
-    # Font size in on-screen px once TensorBoard scales the picture to its card: never below 16.
-    shown = layout.size * min(1.0, CARD_WIDTH / width)
-    assert shown >= 15.5, (width, layout.size)
-    assert layout.size == text_size_for(width)
+@pytest.mark.parametrize("height", [100, 600, 1600])
+def test_text_is_sized_for_the_cards_the_picture_is_shown_in(width: int, height: int) -> None:
+    size = text_size_for(width, height)
+    # Font size in on-screen px once TensorBoard scales the picture into the Images tab's 350 px wide card
+    # or the Time Series tab's 215 px tall one: never below SCREEN_TEXT_PX.
+    shown = size * min(1.0, CARD_WIDTH / width, TIME_SERIES_HEIGHT / height)
+    assert SCREEN_TEXT_PX <= shown < SCREEN_TEXT_PX + 1 or size == 11, (width, height, size)
+    assert legend_layout([0, 1], ["road", "sky"], width, size).size == size
 
 
 def test_present_lists_classes_of_gt_or_pred_and_ignores_ignore_index() -> None:

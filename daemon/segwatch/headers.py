@@ -52,8 +52,7 @@ def _fitting_size(names: Sequence[str], target: int, room: int) -> int:
 
 
 @functools.lru_cache(maxsize=64)
-def _choice(panels: tuple[str, ...], panel_width: int, width: int) -> tuple[int, tuple[str, ...]]:
-    target = text_size_for(width)
+def _choice(panels: tuple[str, ...], panel_width: int, target: int) -> tuple[int, tuple[str, ...]]:
     room = panel_width - 4
     full = tuple(HEADER_NAMES[p] for p in panels)
     size = _fitting_size(full, target, room)
@@ -65,9 +64,11 @@ def _choice(panels: tuple[str, ...], panel_width: int, width: int) -> tuple[int,
     return size, full
 
 
-def header_height(panels: Sequence[str], panel_width: int, width: int) -> int:
-    size, _ = _choice(tuple(panels), int(panel_width), int(width))
-    return line_height(size) + 2 * _pad(size)
+def header_height(panels: Sequence[str], panel_width: int, width: int, size: int | None = None) -> int:
+    """Height of the header line; text at most `size` (default: what the width calls for)."""
+    target = text_size_for(width) if size is None else size
+    chosen, _ = _choice(tuple(panels), int(panel_width), int(target))
+    return line_height(chosen) + 2 * _pad(chosen)
 
 
 @functools.lru_cache(maxsize=64)
@@ -76,10 +77,11 @@ def _strip(
     corners: tuple[int, ...],
     panel_width: int,
     width: int,
+    target: int,
     space: IndexSpace,
     dtype: type,
 ) -> np.ndarray:
-    size, names = _choice(panels, panel_width, width)
+    size, names = _choice(panels, panel_width, target)
     strip: np.ndarray = np.full((line_height(size) + 2 * _pad(size), width), space.backdrop_slot, dtype=dtype)
     for index, left in enumerate(corners):
         name = names[index % len(panels)]
@@ -96,19 +98,30 @@ def header_strip(
     width: int,
     space: IndexSpace,
     dtype: type = np.uint8,
+    *,
+    size: int | None = None,
 ) -> np.ndarray:
     """(height, width) palette indices, read-only: each panel's name centred over the panel whose left edge
-    is at the matching entry of `lefts` (panels repeat for each item column)."""
-    return _strip(tuple(panels), tuple(int(x) for x in lefts), int(panel_width), int(width), space, dtype)
+    is at the matching entry of `lefts` (panels repeat for each item column); text at most `size`."""
+    target = text_size_for(width) if size is None else size
+    key = (tuple(panels), tuple(int(x) for x in lefts), int(panel_width), int(width), int(target))
+    return _strip(*key, space, dtype)
 
 
 def with_headers(
-    composite: Composite, panels: Sequence[str], lefts: Sequence[int], panel_width: int, space: IndexSpace
+    composite: Composite,
+    panels: Sequence[str],
+    lefts: Sequence[int],
+    panel_width: int,
+    space: IndexSpace,
+    *,
+    size: int | None = None,
 ) -> Composite:
     """The composite with its column headers above it."""
     pixels = composite.pixels
+    width = pixels.shape[1]
     if composite.palette is not None:
-        strip = header_strip(panels, lefts, panel_width, pixels.shape[1], space, dtype=pixels.dtype.type)
+        strip = header_strip(panels, lefts, panel_width, width, space, dtype=pixels.dtype.type, size=size)
         return Composite(pixels=np.concatenate([strip, pixels]), palette=composite.palette)
-    strip = header_strip(panels, lefts, panel_width, pixels.shape[1], space, dtype=np.uint32)
+    strip = header_strip(panels, lefts, panel_width, width, space, dtype=np.uint32, size=size)
     return Composite(pixels=np.concatenate([space.full_palette()[strip], pixels]), palette=None)

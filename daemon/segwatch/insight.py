@@ -21,9 +21,10 @@ from segwatch.evaluation import (
     item_miou,
     metric_summaries,
 )
-from segwatch.geometry import GridShape, fit_grid
+from segwatch.geometry import GridShape, fit_grid, grid_size
 from segwatch.headers import header_height, with_headers
 from segwatch.legend import legend_classes, legend_height, with_legend
+from segwatch.lettering import text_size_for
 from segwatch.normalise import Item
 from segwatch.panels import RGB_PANELS, PanelOptions, compose_rgb_grid
 from segwatch.summaries import Summary
@@ -31,6 +32,7 @@ from segwatch.summaries import Summary
 __all__ = ["GUTTER", "Insight", "panel_notes"]
 
 GUTTER = 2  # px between panels and between items
+_TEXT_ROUNDS = 4
 
 log = logging.getLogger(__name__)
 
@@ -107,24 +109,35 @@ class Insight:
             return [items[int(i)] for i in picked]
         return list(items[:limit])
 
-    def shape(self, count: int, classes: Sequence[int]) -> GridShape:
-        """Items per row and panel size for `count` items, headers and this legend included."""
+    def _strips(self, shape: GridShape, count: int, classes: Sequence[int]) -> tuple[int, int]:
+        """(text size, header + legend height) for a grid of `shape`: the text is sized for the whole
+        picture as TensorBoard shows it, and the picture's height includes the text, so the two are found
+        together (a few rounds; each only grows the text)."""
         compose = self.config.compose
-        panels, names = self.panels, compose.class_names
+        grid_h, width = grid_size(count, len(self.panels), shape, GUTTER)
+        size, extra = text_size_for(width, grid_h), 0
+        for _ in range(_TEXT_ROUNDS):
+            header = header_height(self.panels, shape.panel_size[1], width, size) if compose.headers else 0
+            extra = header + legend_height(classes, compose.class_names, width, size)
+            needed = text_size_for(width, grid_h + extra)
+            if needed <= size:
+                break
+            size = needed
+        return size, extra
 
-        def extra(shape: GridShape, width: int) -> int:
-            header = header_height(panels, shape.panel_size[1], width) if compose.headers else 0
-            return header + legend_height(classes, names, width)
-
-        return fit_grid(
+    def shape(self, count: int, classes: Sequence[int]) -> tuple[GridShape, int]:
+        """Items per row, panel size and text size for `count` items, headers and this legend included."""
+        compose = self.config.compose
+        shape = fit_grid(
             count,
-            panels=len(panels),
+            panels=len(self.panels),
             panel_size=(compose.size[0], compose.size[1]),
             gutter=GUTTER,
             max_width=compose.max_width,
             columns=None if compose.columns == "auto" else compose.columns,
-            extra_height=extra,
+            extra_height=lambda shape, width: self._strips(shape, count, classes)[1],
         )
+        return shape, self._strips(shape, count, classes)[0]
 
     def compose(self, groups: Sequence[Sequence[Item]], source: str) -> list[Composite]:
         """One composite per group of items (all groups the same size), each with column headers above and
@@ -132,7 +145,7 @@ class Insight:
         compose = self.config.compose
         shown = [item for group in groups for item in group]
         classes = legend_classes(compose.legend, shown, compose.num_classes)
-        shape = self.shape(len(groups[0]), classes)
+        shape, text_size = self.shape(len(groups[0]), classes)
         size = shape.panel_size
         if self.rgb:
             options: PanelOptions | ComposeOptions = PanelOptions(
@@ -160,8 +173,8 @@ class Insight:
             _, corners = grid_layout(len(group), options)
             lefts = [left for item in corners[: options.columns] for _, left in item]
             if compose.headers:
-                composite = with_headers(composite, self.panels, lefts, size[1], self.space)
-            out.append(with_legend(composite, classes, compose.class_names, self.space))
+                composite = with_headers(composite, self.panels, lefts, size[1], self.space, size=text_size)
+            out.append(with_legend(composite, classes, compose.class_names, self.space, size=text_size))
         return out
 
     def summaries(self, confusions: Sequence[np.ndarray]) -> list[Summary]:

@@ -76,8 +76,7 @@ class LegendLayout:
 
 
 @functools.lru_cache(maxsize=256)
-def _layout(classes: tuple[int, ...], names: tuple[str, ...], width: int) -> LegendLayout:
-    size = text_size_for(width)
+def _layout(classes: tuple[int, ...], names: tuple[str, ...], width: int, size: int) -> LegendLayout:
     swatch = round(size * 0.8)
     border = max(1, round(size / 14))
     gap, entry_gap, pad = max(2, size // 3), size, max(2, size // 3)
@@ -95,14 +94,18 @@ def _layout(classes: tuple[int, ...], names: tuple[str, ...], width: int) -> Leg
     return LegendLayout(size, swatch, border, gap, line, pad, lines * line + 2 * pad, tuple(placed))
 
 
-def legend_layout(classes: Sequence[int], names: Sequence[str], width: int) -> LegendLayout:
-    """Where each entry of a legend `width` px wide goes, at the font size that width calls for."""
-    return _layout(tuple(int(c) for c in classes), tuple(names), int(width))
+def legend_layout(
+    classes: Sequence[int], names: Sequence[str], width: int, size: int | None = None
+) -> LegendLayout:
+    """Where each entry of a legend `width` px wide goes, at font `size` (default: what the width calls for,
+    lettering.text_size_for)."""
+    size = text_size_for(width) if size is None else size
+    return _layout(tuple(int(c) for c in classes), tuple(names), int(width), int(size))
 
 
-def legend_height(classes: Sequence[int], names: Sequence[str], width: int) -> int:
+def legend_height(classes: Sequence[int], names: Sequence[str], width: int, size: int | None = None) -> int:
     """Height of the legend strip for `classes` at `width` (0 when there is nothing to list)."""
-    return legend_layout(classes, names, width).height if classes else 0
+    return legend_layout(classes, names, width, size).height if classes else 0
 
 
 def paint_text(target: np.ndarray, text: str, size: int, top: int, left: int, space: IndexSpace) -> None:
@@ -121,9 +124,9 @@ def paint_text(target: np.ndarray, text: str, size: int, top: int, left: int, sp
 
 @functools.lru_cache(maxsize=64)
 def _strip(
-    classes: tuple[int, ...], names: tuple[str, ...], space: IndexSpace, width: int, dtype: type
+    classes: tuple[int, ...], names: tuple[str, ...], space: IndexSpace, width: int, size: int, dtype: type
 ) -> np.ndarray:
-    layout = _layout(classes, names, width)
+    layout = _layout(classes, names, width, size)
     strip: np.ndarray = np.full((layout.height, width), space.backdrop_slot, dtype=dtype)
     text_h = line_height(layout.size)
     for row, left, class_id, name in layout.placed:
@@ -140,22 +143,34 @@ def _strip(
 
 
 def legend_strip(
-    classes: Sequence[int], names: Sequence[str], space: IndexSpace, width: int, dtype: type = np.uint8
+    classes: Sequence[int],
+    names: Sequence[str],
+    space: IndexSpace,
+    width: int,
+    dtype: type = np.uint8,
+    *,
+    size: int | None = None,
 ) -> np.ndarray:
     """(height, width) palette indices, read-only: one bordered swatch and name per class, wrapped to
-    `width`."""
-    return _strip(tuple(int(c) for c in classes), tuple(names), space, int(width), dtype)
+    `width`, text at `size` (default: what the width calls for)."""
+    size = text_size_for(width) if size is None else size
+    return _strip(tuple(int(c) for c in classes), tuple(names), space, int(width), int(size), dtype)
 
 
 def with_legend(
-    composite: Composite, classes: Sequence[int], names: Sequence[str], space: IndexSpace
+    composite: Composite,
+    classes: Sequence[int],
+    names: Sequence[str],
+    space: IndexSpace,
+    *,
+    size: int | None = None,
 ) -> Composite:
     """The composite with a legend strip below it; unchanged when there is no class to list."""
     if not classes:
         return composite
     pixels = composite.pixels
     if composite.palette is not None:
-        strip = legend_strip(classes, names, space, pixels.shape[1], dtype=pixels.dtype.type)
+        strip = legend_strip(classes, names, space, pixels.shape[1], dtype=pixels.dtype.type, size=size)
         return Composite(pixels=np.concatenate([pixels, strip]), palette=composite.palette)
-    strip = legend_strip(classes, names, space, pixels.shape[1], dtype=np.uint32)
+    strip = legend_strip(classes, names, space, pixels.shape[1], dtype=np.uint32, size=size)
     return Composite(pixels=np.concatenate([pixels, space.full_palette()[strip]]), palette=None)

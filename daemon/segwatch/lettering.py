@@ -3,7 +3,7 @@
 Text is anti-aliased but quantised to TEXT_LEVELS ink levels, so it can still be painted in palette-index
 space with a handful of reserved indices and a label composite stays 8-bit paletted. The font scales: what a
 picture needs is text that is legible at the size TensorBoard shows the picture, not at its full size, so
-`text_size_for` picks the font size from the picture's width.
+`text_size_for` picks the font size from the picture's size.
 """
 
 from __future__ import annotations
@@ -18,29 +18,38 @@ __all__ = [
     "CARD_WIDTH",
     "SCREEN_TEXT_PX",
     "TEXT_LEVELS",
+    "TIME_SERIES_HEIGHT",
     "line_height",
+    "shown_scale",
     "text_coverage",
     "text_levels",
     "text_size_for",
     "text_width",
 ]
 
-# TensorBoard shows every image scaled to its card: 350 CSS px wide in the Images tab at its default card
-# size (the Time Series tab's default cards are wider), measured in a 1600x1200 window.
+# TensorBoard shows every image scaled into its card, measured in a 1600x1200 window at the default card
+# size: the Images tab scales it to 350 CSS px wide; the Time Series tab (the landing page) fits it into a box
+# 215 px tall (and up to ~454 px wide). A picture's text must be sized for the smaller of the two.
 CARD_WIDTH = 350
-# Font size, in on-screen px, that text should have once the picture is scaled to CARD_WIDTH: capitals and
-# ascenders are then ~11 px tall, above the 9 px below which a legend stops being readable.
-SCREEN_TEXT_PX = 16
+TIME_SERIES_HEIGHT = 215
+# Font size, in on-screen px, that text should have once the picture is scaled into its card: capitals,
+# ascenders and digits are then ~10.5 px tall, above the 9 px below which a legend stops being readable.
+SCREEN_TEXT_PX = 15
 # Coverage levels besides "no ink": 1 (faint) .. TEXT_LEVELS (full ink).
 TEXT_LEVELS = 3
 _SMALLEST = 11
 
 
-def text_size_for(picture_width: int, *, screen_px: int = SCREEN_TEXT_PX) -> int:
-    """Font size (px in the picture) whose text is `screen_px` tall once the picture is shown CARD_WIDTH wide.
+def shown_scale(width: int, height: int) -> float:
+    """How much TensorBoard shrinks a `width` x `height` picture in the smaller of its two cards (at most 1:
+    smaller pictures are scaled up)."""
+    return min(1.0, CARD_WIDTH / max(1, width), TIME_SERIES_HEIGHT / max(1, height))
 
-    TensorBoard scales narrower pictures up, so they never need more than `screen_px`."""
-    return max(_SMALLEST, math.ceil(screen_px * max(picture_width, CARD_WIDTH) / CARD_WIDTH))
+
+def text_size_for(picture_width: int, picture_height: int = 0, *, screen_px: int = SCREEN_TEXT_PX) -> int:
+    """Font size (px in the picture) whose text is `screen_px` tall once a `picture_width` x
+    `picture_height` picture is shown in TensorBoard's cards (see shown_scale)."""
+    return max(_SMALLEST, math.ceil(screen_px / shown_scale(picture_width, picture_height) - 1e-9))
 
 
 @functools.cache
