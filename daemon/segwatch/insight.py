@@ -32,7 +32,7 @@ from segwatch.summaries import Summary
 __all__ = ["GUTTER", "Insight", "panel_notes"]
 
 GUTTER = 2  # px between panels and between items
-_TEXT_ROUNDS = 4
+_TEXT_ROUNDS = 12
 
 log = logging.getLogger(__name__)
 
@@ -109,21 +109,32 @@ class Insight:
             return [items[int(i)] for i in picked]
         return list(items[:limit])
 
-    def _strips(self, shape: GridShape, count: int, classes: Sequence[int]) -> tuple[int, int]:
-        """(text size, header + legend height) for a grid of `shape`: the text is sized for the whole
-        picture as TensorBoard shows it, and the picture's height includes the text, so the two are found
-        together (a few rounds; each only grows the text)."""
+    def _strips(self, shape: GridShape, count: int, classes: Sequence[int]) -> tuple[int, int, bool]:
+        """(text size, header + legend height, settled) for a grid of `shape`. The text is sized for the
+        whole picture as TensorBoard shows it, and the picture's height includes the text, so the two are
+        found together; when they do not settle (text that must grow faster than the picture it makes
+        taller) the grid is a poor choice and `settled` is False."""
         compose = self.config.compose
         grid_h, width = grid_size(count, len(self.panels), shape, GUTTER)
-        size, extra = text_size_for(width, grid_h), 0
-        for _ in range(_TEXT_ROUNDS):
+
+        def extra_at(size: int) -> int:
             header = header_height(self.panels, shape.panel_size[1], width, size) if compose.headers else 0
-            extra = header + legend_height(classes, compose.class_names, width, size)
+            return header + legend_height(classes, compose.class_names, width, size)
+
+        size = text_size_for(width, grid_h)
+        for _ in range(_TEXT_ROUNDS):
+            extra = extra_at(size)
             needed = text_size_for(width, grid_h + extra)
             if needed <= size:
+                return size, extra, True
+            if needed > max(12, width // 8):  # text this large would leave no room for the panels
                 break
             size = needed
-        return size, extra
+        return size, extra_at(size), False
+
+    def _extra_height(self, shape: GridShape, count: int, classes: Sequence[int]) -> int:
+        _, extra, settled = self._strips(shape, count, classes)
+        return extra if settled else 10 * (extra + 1)  # unsettled text: steer the auto layout away
 
     def shape(self, count: int, classes: Sequence[int]) -> tuple[GridShape, int]:
         """Items per row, panel size and text size for `count` items, headers and this legend included."""
@@ -135,7 +146,7 @@ class Insight:
             gutter=GUTTER,
             max_width=compose.max_width,
             columns=None if compose.columns == "auto" else compose.columns,
-            extra_height=lambda shape, width: self._strips(shape, count, classes)[1],
+            extra_height=lambda shape, width: self._extra_height(shape, count, classes),
         )
         return shape, self._strips(shape, count, classes)[0]
 

@@ -79,8 +79,9 @@ class LegendLayout:
 def _layout(classes: tuple[int, ...], names: tuple[str, ...], width: int, size: int) -> LegendLayout:
     swatch = round(size * 0.8)
     border = max(1, round(size / 14))
-    gap, entry_gap, pad = max(2, size // 3), size, max(2, size // 3)
-    line = line_height(size) + max(2, size // 5)
+    # Tight spacing: at TensorBoard's card size every line of legend is a line less of picture.
+    gap, entry_gap, pad = max(2, size // 4), max(4, size * 2 // 3), max(2, size // 4)
+    line = line_height(size) + max(1, size // 10)
     placed: list[tuple[int, int, int, str]] = []
     row, left = 0, pad
     for class_id in classes:
