@@ -34,6 +34,7 @@ bench: $(STAMP)
 
 # README pictures, taken in headless Chromium (Debian's chromium and chromium-driver) from a real TensorBoard.
 screenshots: $(STAMP)
+	$(BIN)/python tests/screenshots/readme.py
 	$(BIN)/python tests/screenshots/viewer.py
 
 # A short coverage-guided fuzz of each target (the suite runs the same briefly); fuzz-long runs an hour each.

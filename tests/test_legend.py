@@ -73,7 +73,9 @@ def test_the_backdrop_stands_apart_from_dark_and_grey_classes() -> None:
 
 def test_entries_wrap_to_the_width() -> None:
     names = ["background", "building", "vegetation", "car"]
-    rows = {w: max(r for r, *_ in legend_layout(list(range(4)), names, w, size=20).placed) for w in (200, 1200)}
+    rows = {
+        w: max(r for r, *_ in legend_layout(list(range(4)), names, w, size=20).placed) for w in (200, 1200)
+    }
     assert rows[200] > rows[1200]
     narrow = legend_strip(list(range(4)), names, SPACE, width=200)
     assert narrow.shape[1] == 200

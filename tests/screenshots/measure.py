@@ -11,10 +11,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import browser  # noqa: E402
-import legibility  # noqa: E402
+import browser
+import legibility
 
 TABS = {"images": "#images", "timeseries": "#timeseries"}
+# Scroll every scrolled pane one step down (Time Series scrolls its main pane, not the window).
+_SCROLL_DOWN = """
+window.scrollBy(0, 400);
+document.querySelectorAll('*').forEach(e => { if (e.scrollHeight > e.clientHeight + 10) e.scrollTop += 400; });
+"""
 
 
 def _read_png(path: Path) -> np.ndarray:
@@ -38,15 +43,15 @@ def grid_shots(
             deadline = time.monotonic() + 20
             while True:
                 elements = driver.execute_script(  # type: ignore[attr-defined]
-                    browser._DEEP_IMAGES
-                    + "return found.filter(i => i.naturalWidth === arguments[0] && i.naturalHeight === arguments[1]);",
+                    browser._DEEP_IMAGES + "return found.filter(i => i.naturalWidth === arguments[0]"
+                    " && i.naturalHeight === arguments[1]);",
                     width,
                     height,
                 )
                 if elements or time.monotonic() > deadline:
                     break
                 # Time Series loads a card's image only once the card is on screen: scroll down to it.
-                driver.execute_script("window.scrollBy(0, 400); document.querySelectorAll('*').forEach(e => { if (e.scrollHeight > e.clientHeight + 10) e.scrollTop += 400; });")  # type: ignore[attr-defined]
+                driver.execute_script(_SCROLL_DOWN)  # type: ignore[attr-defined]
                 time.sleep(0.5)
             if not elements:
                 found[(tab, run)] = None  # not on the tab's first page
@@ -54,7 +59,8 @@ def grid_shots(
             driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", elements[0])  # type: ignore[attr-defined]
             time.sleep(1.0)
             box = driver.execute_script(  # type: ignore[attr-defined]
-                "const r = arguments[0].getBoundingClientRect(); return {x: r.x, y: r.y, width: r.width, height: r.height};",
+                "const r = arguments[0].getBoundingClientRect();"
+                " return {x: r.x, y: r.y, width: r.width, height: r.height};",
                 elements[0],
             )
             path = out / f"{tab}-{run}.png"
