@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import browser  # noqa: E402
+import browser
 
 DOCS = Path(__file__).parents[2] / "docs"
 
