@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/segwatch demo
+	$(BIN)/segwatch demo --live
 
 lint: $(STAMP)
 	$(BIN)/ruff check daemon tests
@@ -34,6 +34,7 @@ bench: $(STAMP)
 
 # README pictures, taken in headless Chromium (Debian's chromium and chromium-driver) from a real TensorBoard.
 screenshots: $(STAMP)
+	$(BIN)/python tests/screenshots/readme.py
 	$(BIN)/python tests/screenshots/viewer.py
 
 # A short coverage-guided fuzz of each target (the suite runs the same briefly); fuzz-long runs an hour each.

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from segwatch.compose import (
+    RESERVED_SLOTS,
     ComposeOptions,
     IndexSpace,
     compose_grid,
@@ -17,7 +18,7 @@ from segwatch.compose import (
 )
 from segwatch.errors import ArtifactError
 from segwatch.normalise import Item
-from segwatch.palettes import BUILTIN_PALETTES, build_palette
+from segwatch.palettes import BUILTIN_PALETTES, MIN_RESERVED_DELTA_E, RESERVED_ROLES, build_palette, delta_e
 
 MakeItem = Callable[..., Item]
 Save = Callable[[np.ndarray], np.ndarray]
@@ -166,10 +167,10 @@ def test_pair_puts_panels_side_by_side_in_the_requested_order(make_item: MakeIte
 def test_grid_puts_each_item_exactly_where_expected(make_item: MakeItem) -> None:
     panel_h, panel_w, gap, columns = 8, 10, 2, 2
     rows, cols = np.indices((panel_h, panel_w))
-    gts = [(i * 40 + rows * panel_w + cols) % 250 for i in range(5)]
-    preds = [(g + 3) % 250 for g in gts]
+    gts = [(i * 40 + rows * panel_w + cols) % 245 for i in range(5)]
+    preds = [(g + 3) % 245 for g in gts]
     items = [make_item(g, p) for g, p in zip(gts, preds, strict=True)]
-    space = space_for(250, ignore_index=None)
+    space = space_for(245, ignore_index=None)
     composite = compose_grid(items, space, options((panel_h, panel_w), columns=columns, gutter=gap))
 
     cell_w = 2 * panel_w + gap
@@ -318,25 +319,27 @@ def test_letterboxed_image_is_padded_with_the_pad_colour(make_item: MakeItem) ->
 
 
 @pytest.mark.parametrize("name", BUILTIN_PALETTES)
-@pytest.mark.parametrize("num_classes", [2, 21, 150, 253, 400])
+@pytest.mark.parametrize("num_classes", [2, 21, 150, 249, 400])
 def test_reserved_colours_differ_from_every_class_colour(name: str, num_classes: int) -> None:
     space = space_for(num_classes, ignore_index=None, palette=name)
     full = space.full_palette()
-    assert full.shape == (num_classes + 3, 3)
-    assert len({tuple(row) for row in full.tolist()}) == num_classes + 3
-    assert space.fits_8bit == (num_classes <= 253)
+    assert full.shape == (num_classes + RESERVED_SLOTS, 3)
+    assert len({tuple(row) for row in full.tolist()}) == num_classes + RESERVED_SLOTS
+    assert space.fits_8bit == (num_classes + RESERVED_SLOTS <= 256)
 
 
 def test_reserved_colours_move_off_grey_class_colours() -> None:
-    palette = build_palette([[255, 255, 255], [40, 40, 40], [96, 96, 96], [97, 97, 97]], 4)
-    full = IndexSpace(4, None, palette).full_palette()
-    assert full[4:].tolist() == [[254, 254, 254], [41, 41, 41], [95, 95, 95]]
+    # A palette that takes every preferred grey: white, the dark pad, the mid gutter, the light backdrop.
+    palette = build_palette([[255, 255, 255], [40, 40, 40], [96, 96, 96], [226, 226, 226]], 4)
+    space = IndexSpace(4, None, palette)
+    reserved = space.full_palette()[4 : 4 + len(RESERVED_ROLES)]
+    assert delta_e(reserved, palette).min() >= MIN_RESERVED_DELTA_E
 
 
 def test_reserved_colours_found_when_every_grey_is_a_class() -> None:
     greys = [[g, g, g] for g in range(256)]
     space = IndexSpace(300, None, build_palette(greys, 300))
-    assert len({tuple(row) for row in space.full_palette().tolist()}) == 303
+    assert len({tuple(row) for row in space.full_palette().tolist()}) == 300 + RESERVED_SLOTS
 
 
 def test_ignore_index_inside_the_class_range_is_refused() -> None:

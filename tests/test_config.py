@@ -109,8 +109,11 @@ def test_a_minimal_config_gets_the_documented_defaults() -> None:
         panels=("gt", "pred"),
         size=(256, 256),
         resize="letterbox",
-        columns=4,
+        columns="auto",
+        max_width=1536,
         max_items=16,
+        overlay_alpha=0.4,
+        headers=True,
         num_classes=21,
         class_names=(),
         palette="voc",
@@ -212,7 +215,7 @@ def test_the_error_names_the_file_and_counts_the_problems(write_config: WriteCon
         load_config(path, env={})
     assert str(caught.value).splitlines() == [
         f"invalid configuration in {path} (2 problems):",
-        "compose.columns: expected an integer >= 1, got 0",
+        "compose.columns: expected auto or an integer >= 1, got 0",
         "service.queue_size: expected an integer >= 1, got 'many'",
     ]
 
@@ -230,7 +233,7 @@ def test_the_error_names_the_file_and_counts_the_problems(write_config: WriteCon
             {"compose": {"num_classes": 70000}},
             "compose.num_classes: expected an integer from 1 to 65536, got 70000",
         ),
-        ({"compose": {"columns": True}}, "compose.columns: expected an integer >= 1, got True"),
+        ({"compose": {"columns": True}}, "compose.columns: expected auto or an integer >= 1, got True"),
         (
             {"compose": {"threshold": 1}},
             "compose.threshold: expected a number between 0 and 1 (exclusive), got 1",

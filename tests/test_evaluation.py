@@ -9,7 +9,7 @@ import pytest
 
 from segwatch.errors import ArtifactError
 from segwatch.evaluation import epoch_confusion, item_confusion, metric_summaries
-from segwatch.figures import ABSENT_ROW, confusion_heatmap, heat_colours
+from segwatch.figures import ABSENT_ROW, TARGET_WIDTH, confusion_heatmap, heat_colours, heatmap_layout
 from segwatch.normalise import Item
 
 
@@ -19,7 +19,7 @@ def test_prediction_of_ignore_index_counts_against_the_class_but_predicts_none()
     counts = item_confusion(Item(gt, pred, None), 2, 255)
     np.testing.assert_array_equal(counts, [[1, 0, 1], [0, 1, 0]])
     summaries = {s.tag: s.payload for s in metric_summaries("p", counts)}
-    assert summaries["p/IoU/0"] == pytest.approx(0.5)
+    assert summaries["p_IoU/0"] == pytest.approx(0.5)
     assert summaries["p/pixel_accuracy"] == pytest.approx(2 / 3)
 
 
@@ -37,8 +37,8 @@ def test_undefined_values_are_not_written_and_the_table_shows_a_dash() -> None:
         s.tag: s.payload for s in metric_summaries("seg", counts, class_names=("a", "b", "c/d", "e"))
     }
     assert summaries["seg/mIoU"] == 1.0
-    assert "seg/IoU/a" in summaries and "seg/IoU/c_d" in summaries
-    assert "seg/IoU/b" not in summaries and "seg/IoU/e" not in summaries
+    assert "seg_IoU/a" in summaries and "seg_IoU/c_d" in summaries
+    assert "seg_IoU/b" not in summaries and "seg_IoU/e" not in summaries
     assert "seg/dice" not in summaries  # only for two classes
     assert all(not math.isnan(v) for v in summaries.values() if isinstance(v, float))
     table = summaries["seg/IoU_table"]
@@ -64,17 +64,36 @@ def test_an_all_ignored_epoch_writes_no_scalar() -> None:
 def test_heatmap_rows_are_normalised_and_absent_rows_grey() -> None:
     confusion = np.array([[3, 1, 0], [0, 0, 0], [0, 0, 5]])
     picture = confusion_heatmap(confusion, ["a", "b", "c"])
-    height, width = picture.shape[:2]
-    cell = 32
-    matrix = picture[height - 3 * cell :, width - 3 * cell :]
-    np.testing.assert_array_equal(matrix[cell // 2, cell // 2], heat_colours(np.array(0.75)))
-    np.testing.assert_array_equal(matrix[cell // 2, cell + cell // 2], heat_colours(np.array(0.25)))
-    np.testing.assert_array_equal(matrix[cell + 5, 5], ABSENT_ROW)
+    layout = heatmap_layout(["a", "b", "c"])
+    cell = layout.cell
+    matrix = picture[layout.top : layout.top + 3 * cell, layout.left : layout.left + 3 * cell]
+    # A cell's corner is clear of its value's digits.
+    np.testing.assert_array_equal(matrix[2, 2], heat_colours(np.array(0.75)))
+    np.testing.assert_array_equal(matrix[2, cell + 2], heat_colours(np.array(0.25)))
+    np.testing.assert_array_equal(matrix[cell + 2, 2], ABSENT_ROW)
     np.testing.assert_array_equal(matrix[-1, -1], heat_colours(np.array(1.0)))
-    labels = picture[: height - 3 * cell]
-    assert (labels == 0).all(axis=-1).any()  # class names are drawn above the columns
+    assert layout.names == ("a", "b", "c") and layout.value_size > 0
+    # The values: dark digits on the light 25 % cell, white ones on the dark 100 % cell.
+    light_cell = matrix[:cell, cell : 2 * cell]
+    assert (light_cell.sum(axis=-1) < 3 * 100).any()
+    dark_cell = matrix[2 * cell :, 2 * cell :]
+    assert (dark_cell.min(axis=-1) > 200).any()
+    # Axis titles and names above and left of the matrix, the colour scale right of it.
+    assert (picture[: layout.top].sum(axis=-1) < 3 * 100).any()
+    assert (picture[:, : layout.left].sum(axis=-1) < 3 * 100).any()
+    bar = picture[layout.top : layout.top + 3 * cell, layout.scale_left + 2]
+    np.testing.assert_array_equal(bar[1], heat_colours(np.array(1.0)))
+    np.testing.assert_array_equal(bar[-2], heat_colours(np.array(0.0)))
 
 
-def test_many_classes_give_a_plain_heatmap() -> None:
+def test_the_heatmap_is_wider_than_a_card_so_tensorboard_never_upscales_it() -> None:
+    for count in (2, 6, 19, 40, 150):
+        picture = confusion_heatmap(np.eye(count, dtype=np.int64), [f"class {c}" for c in range(count)])
+        assert picture.shape[1] >= TARGET_WIDTH - count, count
+
+
+def test_many_classes_give_a_heatmap_without_names_or_values() -> None:
+    layout = heatmap_layout([str(c) for c in range(300)])
+    assert layout.names == () and layout.value_size == 0
     picture = confusion_heatmap(np.eye(300, dtype=np.int64), [str(c) for c in range(300)])
-    assert picture.shape == (600, 600, 3)
+    assert picture.shape[:2] == (layout.height, layout.width)

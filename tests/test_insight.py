@@ -67,8 +67,8 @@ def test_overlay_makes_the_image_a_required_role_and_rgb() -> None:
             env={},
         ).required_roles
     )
-    assert insight(panels=["overlay"]).rgb_options is not None
-    assert insight().rgb_options is None  # the index-space composer draws the default panels
+    assert insight(panels=["overlay"]).rgb
+    assert not insight().rgb  # the index-space composer draws the default panels
 
 
 def test_bad_choices_are_config_errors() -> None:

@@ -10,6 +10,8 @@ from segwatch.errors import ArtifactError
 from segwatch.normalise import Item
 from segwatch.panels import (
     CORRECT_GREY,
+    OUTLINE_DARK,
+    OUTLINE_LIGHT,
     WRONG_RED,
     PanelOptions,
     boundary_colour,
@@ -64,12 +66,16 @@ def test_overlay_blends_prediction_colour_over_the_image_by_alpha(alpha: float) 
     assert (panel.reshape(-1, 3) == expected).all()
 
 
-def test_overlay_draws_class_boundaries_at_full_colour() -> None:
+def test_overlay_draws_class_boundaries_in_a_line_that_contrasts_with_the_pixels_under_it() -> None:
     gt, pred, image = maps()
-    panel = compose_rgb_grid([Item(gt, pred, image)], SPACE, options("overlay")).pixels
-    # Column 2 is class 0 with class 2 on its right: a boundary pixel, drawn in class 0's colour.
-    np.testing.assert_array_equal(panel[1, 2], PALETTE[0])
+    panel = compose_rgb_grid([Item(gt, pred, image)], SPACE, options("overlay", alpha=0.5)).pixels
+    # Column 2 is class 0 with class 2 on its right: a boundary pixel. Under it the blend of the image
+    # (100) and class 0's dark colour: a white line, not a dark one that would vanish.
+    np.testing.assert_array_equal(panel[1, 2], OUTLINE_LIGHT)
     np.testing.assert_array_equal(panel[1, 1], np.rint(0.5 * 100 + 0.5 * PALETTE[0].astype(float)))
+    light = np.full_like(image, 250)
+    bright = compose_rgb_grid([Item(gt, pred, light)], SPACE, options("overlay", alpha=0.2)).pixels
+    np.testing.assert_array_equal(bright[1, 2], OUTLINE_DARK)
 
 
 def test_boundary_panel_draws_prediction_edges_over_ground_truth() -> None:

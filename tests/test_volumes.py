@@ -90,6 +90,7 @@ def test_logged_montage_and_metrics_over_every_voxel(tmp_path, write_config) -> 
             "size": [8, 30],
             "columns": 1,
             "legend": "none",
+            "headers": False,
             "volume_slices": 3,
         }
     )

@@ -109,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--dumps", default="segwatch-demo", help="where to write the dump (default: ./segwatch-demo)"
     )
+    demo.add_argument(
+        "--live",
+        action="store_true",
+        help="play a training job writing an epoch a second while a real `segwatch run` daemon follows it",
+    )
     return parser
 
 
@@ -205,20 +210,29 @@ def _demo(args: argparse.Namespace) -> int:
     from segwatch.service import run_once
 
     dumps, logdir = Path(args.dumps), Path(args.logdir)
-    written = demo.write_dump(dumps / "dumps")
     config_path = dumps / "segwatch.yaml"
     demo.write_config(config_path, demo.demo_config(dumps / "dumps", logdir))
-    log.info("wrote %d demo epochs under %s", written, dumps / "dumps")
-    tally = run_once(load_config(config_path))
-    print(tally.line())
+    if args.live:
+        from segwatch.livedemo import follow_live
+
+        (dumps / "dumps").mkdir(parents=True, exist_ok=True)
+        written = follow_live(dumps / "dumps", logdir, config_path)
+        print(f"{written} epochs written by the training job and logged by the daemon as they came")
+        failed = False
+    else:
+        written = demo.write_dump(dumps / "dumps")
+        log.info("wrote %d demo epochs under %s", written, dumps / "dumps")
+        tally = run_once(load_config(config_path))
+        print(tally.line())
+        failed = bool(tally.failed)
     beside = Path(sys.executable).parent / "tensorboard"
     tensorboard = str(beside) if beside.exists() else shutil.which("tensorboard") or "tensorboard"
     print(
         "\nView it with:\n"
         f"  {tensorboard} --logdir {logdir} --samples_per_plugin images=1000 --host 127.0.0.1 --port 6006\n"
-        "then open http://localhost:6006 (Images tab), or the segwatch viewer (masks over the images, "
-        "class toggles, zoom, compare epochs):\n"
+        "then open http://localhost:6006 (Time Series and Images tabs), or the segwatch viewer (masks over the "
+        "images, class toggles, zoom, compare epochs):\n"
         "  http://localhost:6006/#segwatch_viewer\n"
         f"Follow the dump live with: segwatch run --config {config_path}"
     )
-    return EXIT_FAILED if tally.failed else EXIT_OK
+    return EXIT_FAILED if failed else EXIT_OK

@@ -19,8 +19,9 @@ import numpy as np
 
 from segwatch.errors import ArtifactError
 from segwatch.filearrays import Stored, sample_rows
+from segwatch.lettering import TEXT_LEVELS
 from segwatch.normalise import Item
-from segwatch.palettes import unused_colours
+from segwatch.palettes import RESERVED_ROLES, ink_for, nearest_free, reserved_colours
 
 __all__ = [
     "PANEL_KINDS",
@@ -36,37 +37,32 @@ __all__ = [
 
 PANEL_KINDS: tuple[str, ...] = ("image", "gt", "pred")
 
-# Preferred colours for the reserved indices, in the order they are chosen. White for ignore is the usual
-# convention; pad and gutter are greys that no built-in palette uses for its named classes, so they
-# rarely need moving.
-_RESERVED_GREYS: tuple[int, ...] = (255, 40, 96)  # ignore, pad, gutter
-
-
-def _greys_nearest_first(preferred: int) -> list[int]:
-    return sorted(range(256), key=lambda g: (abs(g - preferred), -g))
+# Indices past the classes: ignore, pad, gutter, backdrop (behind header and legend text), then the text's
+# ink levels from faint to full.
+RESERVED_SLOTS = len(RESERVED_ROLES) + TEXT_LEVELS
 
 
 def _reserved_colours(palette: np.ndarray) -> np.ndarray:
-    """Colours for ignore, pad and gutter: the preferred grey, or the nearest grey no class (or earlier
-    reserved slot) uses, or failing that any unused colour. Deterministic for a given palette."""
-    taken = {(int(r), int(g), int(b)) for r, g, b in palette}
-    chosen: list[tuple[int, int, int]] = []
-    for preferred in _RESERVED_GREYS:
-        free = [(g, g, g) for g in _greys_nearest_first(preferred) if (g, g, g) not in taken]
-        if free:
-            colour = free[0]
-        else:  # every grey is a class colour: only possible with hundreds of classes
-            r, g, b = (int(v) for v in unused_colours(1, np.array(sorted(taken), dtype=np.uint8))[0])
-            colour = (r, g, b)
-        taken.add(colour)
-        chosen.append(colour)
-    return np.array(chosen, dtype=np.uint8)
+    """Colours of every reserved index: the roles' colours (each far from every class colour, see
+    palettes.reserved_colours), then ink levels blended from the backdrop to a contrasting ink."""
+    roles = reserved_colours(palette)
+    backdrop = roles[-1].astype(np.float64)
+    ink = ink_for(roles[-1]).astype(np.float64)
+    levels = [backdrop + (ink - backdrop) * (level / TEXT_LEVELS) for level in range(1, TEXT_LEVELS + 1)]
+    taken = np.concatenate([palette, roles])
+    chosen = [roles]
+    for level in np.rint(np.array(levels)).astype(np.uint8):
+        # Text pixels must never decode as a class: the nearest colour not in use.
+        colour = nearest_free(level, taken)
+        taken = np.concatenate([taken, colour[None]])
+        chosen.append(colour[None])
+    return np.concatenate(chosen)
 
 
 @dataclass(frozen=True, eq=False)
 class IndexSpace:
-    """Class ids plus three reserved indices that cannot collide with one:
-    ignore → num_classes, pad → num_classes + 1, gutter → num_classes + 2."""
+    """Class ids plus reserved indices that cannot collide with one: ignore → num_classes, pad → + 1,
+    gutter → + 2, backdrop (behind text) → + 3, text ink levels → + 4 .. (faint to full)."""
 
     num_classes: int
     ignore_index: int | None
@@ -105,13 +101,26 @@ class IndexSpace:
     def gutter_slot(self) -> int:
         return self.num_classes + 2
 
+    @property
+    def backdrop_slot(self) -> int:
+        return self.num_classes + 3
+
+    @property
+    def ink_slot(self) -> int:
+        """Full-strength text ink (also swatch borders); fainter levels sit just below it."""
+        return self.num_classes + RESERVED_SLOTS - 1
+
+    def text_slots(self) -> np.ndarray:
+        """Index for each text level 0..TEXT_LEVELS: the backdrop, then faint to full ink."""
+        return np.arange(self.backdrop_slot, self.backdrop_slot + TEXT_LEVELS + 1)
+
     def full_palette(self) -> np.ndarray:
-        """(num_classes + 3, 3) uint8: class colours, then the ignore, pad and gutter colours."""
+        """(num_classes + RESERVED_SLOTS, 3) uint8: class colours, then the reserved colours."""
         return self._full
 
     @property
     def fits_8bit(self) -> bool:
-        return self.num_classes + 3 <= 256
+        return self.num_classes + RESERVED_SLOTS <= 256
 
 
 @dataclass(frozen=True)

@@ -215,6 +215,14 @@ def _host(value: object) -> str:
     return value
 
 
+def _columns(value: object) -> int | str:
+    if value == "auto":
+        return "auto"
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"expected auto or an integer >= 1, got {value!r}")
+    return value
+
+
 def _optional_integer(value: object) -> int | None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
         raise ValueError(f"expected an integer or null, got {_shown(value)}")
@@ -435,7 +443,16 @@ class ComposeConfig(BaseModel):
         description="letterbox keeps the aspect ratio and pads; stretch fills the panel. Label maps are "
         "always resized with nearest-neighbour sampling, so no class is invented.",
     )
-    columns: Annotated[int, _integer(1)] = Field(default=4, description="Items per row of a grid (>= 1).")
+    columns: Annotated[int | Literal["auto"], BeforeValidator(_columns)] = Field(
+        default="auto",
+        description="Items per row of a grid: auto (the number that makes the picture closest to 4:3, the "
+        "shape TensorBoard shows best) or an integer >= 1.",
+    )
+    max_width: Annotated[int, _integer(64)] = Field(
+        default=1536,
+        description="Widest picture in px (>= 64): panels shrink, keeping their aspect, rather than let a "
+        "grid grow wider (TensorBoard shows every image scaled to its ~350 px card).",
+    )
     max_items: Annotated[int, _integer(1)] = Field(
         default=16, description="Most items of an epoch that are shown (>= 1), chosen by select."
     )
@@ -448,8 +465,13 @@ class ComposeConfig(BaseModel):
         default=0, description="Seed of select: random; the same seed shows the same items every epoch."
     )
     overlay_alpha: Annotated[float, BeforeValidator(_unit_interval)] = Field(
-        default=0.5,
-        description="Weight of the prediction colour over the image in the overlay panel; in (0, 1).",
+        default=0.4,
+        description="Weight of the prediction colour over the image in the overlay panel; in (0, 1). 0.4 "
+        "keeps the image readable under dark palettes (VOC) and the classes tellable apart.",
+    )
+    headers: Annotated[bool, BeforeValidator(_flag)] = Field(
+        default=True,
+        description="Name each panel column (image, ground truth, prediction, ...) in a line above the grid.",
     )
     legend: Annotated[Legend, _one_of(Legend)] = Field(
         default="present",

@@ -1,12 +1,15 @@
 """`segwatch demo`: a small synthetic training dump, logged to TensorBoard, to see segwatch work in seconds.
 
-Two runs of eight epochs; label maps are smooth blobs (like real masks, so compression is realistic) over a
-synthetic image, and predictions get better with every epoch.
+Two runs of eight epochs over the same validation batch: the same input images and ground truth in both runs
+(as in a real comparison of two models), label maps of smooth blobs (like real masks, so compression is
+realistic), predictions that get better with every epoch. `segwatch demo --live` plays a training job that
+writes one epoch of each run a second while a real `segwatch run` daemon follows it.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -50,30 +53,43 @@ def synthetic_batch(
 
 def synthetic_images(rng: np.random.Generator, gt: np.ndarray) -> np.ndarray:
     """Float images in [0, 1] whose regions follow the ground truth, with shading and sensor noise."""
+    # Muted, photo-like tones: mostly the region's brightness, a little colour.
     tints = rng.uniform(0.15, 0.9, size=(len(CLASS_NAMES), 3))
+    tints = 0.45 * tints + 0.55 * tints.mean(axis=1, keepdims=True)
     shade = np.linspace(0.8, 1.1, gt.shape[1])[None, :, None, None]
     images = tints[gt] * shade + rng.normal(0, 0.04, size=(*gt.shape, 3))
     # Real loaders hand out slightly out-of-range floats; segwatch clips them.
     return np.asarray(images, dtype=np.float32)
 
 
-def write_dump(root: Path, *, seed: int = 0) -> int:
-    """Write the demo epochs that are not there yet; returns how many were written."""
-    written = 0
+def epoch_arrays(*, seed: int = 0) -> Iterator[tuple[str, int, np.ndarray, np.ndarray, np.ndarray]]:
+    """(run, epoch, gt, pred, image) of every demo epoch, in the order a training job would write them:
+    epoch by epoch, each run in turn. Both runs share the batch: its ground truth and its input images."""
     rng = np.random.default_rng(seed)
     truth = np.stack([smooth_fields(rng, len(CLASS_NAMES), SHAPE) for _ in range(BATCH)])
-    for run, final_noise in RUNS.items():
-        run_rng = np.random.default_rng([seed, len(run)])
-        gt, _ = synthetic_batch(run_rng, truth, 0.0)
-        images = synthetic_images(run_rng, gt)
-        for epoch in range(EPOCHS):
+    gt = truth.argmax(axis=1).astype(np.uint8)
+    images = synthetic_images(np.random.default_rng([seed, 1]), gt)
+    run_rngs = {run: np.random.default_rng([seed, len(run)]) for run in RUNS}
+    for epoch in range(EPOCHS):
+        for run, final_noise in RUNS.items():
             noise = final_noise + (2.0 - final_noise) * (1 - epoch / (EPOCHS - 1)) ** 2
-            _, pred = synthetic_batch(run_rng, truth, noise)
-            if epoch_directory(root, epoch, run).exists():
-                continue
-            save_epoch(root, epoch, gt=gt, pred=pred, image=images, run=run)
-            written += 1
-    return written
+            _, pred = synthetic_batch(run_rngs[run], truth, noise)
+            yield run, epoch, gt, pred, images
+
+
+def write_epoch(
+    root: Path, run: str, epoch: int, gt: np.ndarray, pred: np.ndarray, image: np.ndarray
+) -> bool:
+    """Write one demo epoch as a training job would (`save_epoch`); False if it is there already."""
+    if epoch_directory(root, epoch, run).exists():
+        return False
+    save_epoch(root, epoch, gt=gt, pred=pred, image=image, run=run)
+    return True
+
+
+def write_dump(root: Path, *, seed: int = 0) -> int:
+    """Write the demo epochs that are not there yet; returns how many were written."""
+    return sum(write_epoch(root, *arrays) for arrays in epoch_arrays(seed=seed))
 
 
 def demo_config(dumps: Path, logdir: Path) -> dict[str, object]:
@@ -84,7 +100,7 @@ def demo_config(dumps: Path, logdir: Path) -> dict[str, object]:
             "layout": "grid",
             "panels": ["image", "gt", "pred", "overlay", "error"],
             "size": [96, 128],
-            "columns": 1,
+            "columns": "auto",
             "max_items": BATCH,
             "palette": "voc",
             "num_classes": len(CLASS_NAMES),

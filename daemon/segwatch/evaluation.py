@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from segwatch.errors import ArtifactError
-from segwatch.figures import confusion_heatmap, heatmap_frame, heatmap_indices, iou_table
+from segwatch.figures import confusion_heatmap, iou_table
 from segwatch.metrics import ClassIdError, Scores, count_confusion, new_confusion, scores
 from segwatch.normalise import Item
 from segwatch.png import encode_png
@@ -21,13 +21,13 @@ from segwatch.summaries import Summary, image_summary, scalar_summary, text_summ
 
 __all__ = [
     "MAX_METRIC_CLASSES",
-    "MetricFigures",
     "class_label",
     "classes_present",
     "epoch_confusion",
     "item_confusion",
     "item_counts",
     "metric_summaries",
+    "per_class_tag",
 ]
 
 # The confusion matrix holds num_classes² counts: 4096 classes are 128 MiB of int64, the most worth holding.
@@ -37,6 +37,13 @@ MIOU_NOTE = (
     "mIoU is the mean IoU over the classes present in the ground truth or the prediction (mmsegmentation's "
     "convention); ignore_index pixels are left out."
 )
+
+
+def per_class_tag(prefix: str, label: str) -> str:
+    """`<prefix>_IoU/<class>`: a tag group of its own. TensorBoard's Time Series tab groups cards by the tag's
+    first path segment and sorts them by tag; under `<prefix>/IoU/...` the per-class curves came before the
+    images (uppercase sorts first) and, with many classes, filled the first page."""
+    return f"{prefix}_IoU/{label}"
 
 
 def class_label(class_id: int, class_names: Sequence[str]) -> str:
@@ -86,93 +93,53 @@ def metric_summaries(
     confusion_image: bool = True,
 ) -> list[Summary]:
     """Scalars `<prefix>/mIoU`, `/pixel_accuracy`, `/mean_class_accuracy`, `/dice` (two classes only),
-    `/IoU/<class>`; the image `<prefix>/confusion_matrix`; the text `<prefix>/IoU_table`. None is skipped."""
-    figures = MetricFigures(
-        prefix,
-        confusion.shape[0],
-        class_names=class_names,
-        per_class=per_class,
-        confusion_image=confusion_image,
-    )
-    return figures.summaries(confusion)
-
-
-class MetricFigures:
-    """The metric summaries of one configuration, epoch after epoch. What the configuration fixes (class
-    labels, tags, the heatmap's lettering) is prepared once, so an epoch only pays for what its counts change."""
-
-    def __init__(
-        self,
-        prefix: str,
-        num_classes: int,
-        *,
-        class_names: Sequence[str] = (),
-        per_class: bool = True,
-        confusion_image: bool = True,
-    ) -> None:
-        self.prefix = prefix
-        self.num_classes = num_classes
-        self.per_class = per_class
-        self.confusion_image = confusion_image
-        self.labels = [class_label(c, class_names) for c in range(num_classes)]
-        self.iou_tags = [f"{prefix}/IoU/{label}" for label in self.labels]
-        self._frame: np.ndarray | None = None
-
-    def summaries(self, confusion: np.ndarray) -> list[Summary]:
-        """The summaries of an epoch's (num_classes, num_classes + 1) counts; see metric_summaries."""
-        result = scores(confusion)
-        prefix, num_classes = self.prefix, self.num_classes
-        out: list[Summary] = []
-        headline: list[tuple[str, float | None, str]] = [
-            ("mIoU", result.mean_iou, MIOU_NOTE),
-            ("pixel_accuracy", result.pixel_accuracy, "Correct pixels / labelled pixels, over every item."),
-            (
-                "mean_class_accuracy",
-                result.mean_class_accuracy,
-                "Mean over classes present in the ground truth.",
-            ),
-        ]
-        if num_classes == 2:
-            headline.append(("dice", result.binary_dice, "Dice (F1) of class 1, the foreground."))
-        for name, value, note in headline:
+    `<prefix>_IoU/<class>` (a group of its own, see per_class_tag); the image `<prefix>/confusion_matrix`;
+    the text `<prefix>/IoU_table`. None is skipped."""
+    result = scores(confusion)
+    num_classes = confusion.shape[0]
+    out: list[Summary] = []
+    headline: list[tuple[str, float | None, str]] = [
+        ("mIoU", result.mean_iou, MIOU_NOTE),
+        ("pixel_accuracy", result.pixel_accuracy, "Correct pixels / labelled pixels, over every item."),
+        ("mean_class_accuracy", result.mean_class_accuracy, "Mean over classes present in the ground truth."),
+    ]
+    if num_classes == 2:
+        headline.append(("dice", result.binary_dice, "Dice (F1) of class 1, the foreground."))
+    for name, value, note in headline:
+        if value is not None:
+            out.append(scalar_summary(f"{prefix}/{name}", value, description=note))
+    if per_class:
+        for class_id, value in enumerate(result.iou):
             if value is not None:
-                out.append(scalar_summary(f"{prefix}/{name}", value, description=note))
-        if self.per_class:
-            for class_id, value in enumerate(result.iou):
-                if value is not None:
-                    out.append(scalar_summary(self.iou_tags[class_id], value))
-            out.append(
-                text_summary(
-                    f"{prefix}/IoU_table",
-                    iou_table(result, confusion, self.labels),
-                    description="Per-class IoU and accuracy over every item of the epoch; — where undefined. "
-                    + MIOU_NOTE,
-                )
+                label = class_label(class_id, class_names)
+                out.append(scalar_summary(per_class_tag(prefix, label), value))
+        out.append(
+            text_summary(
+                f"{prefix}/IoU_table",
+                iou_table(result, confusion, [class_label(c, class_names) for c in range(num_classes)]),
+                description="Per-class IoU and accuracy over every item of the epoch; — where undefined. "
+                + MIOU_NOTE,
             )
-        if self.confusion_image:
-            out.append(self._confusion_summary(confusion))
-        return out
-
-    def _confusion_summary(self, confusion: np.ndarray) -> Summary:
-        if self._frame is None:
-            self._frame = heatmap_frame(self.labels)
-        counts = confusion[:, : self.num_classes]
-        indexed = heatmap_indices(counts, self.labels, frame=self._frame)
-        if indexed is not None:
-            pixels, palette = indexed
-            png = encode_png(pixels, palette)
-        else:
-            pixels = confusion_heatmap(counts, self.labels, frame=self._frame)
-            png = encode_png(pixels)
-        height, width = pixels.shape[:2]
-        return image_summary(
-            f"{self.prefix}/confusion_matrix",
-            [png],
-            width=width,
-            height=height,
-            description="Rows: ground truth, columns: prediction, each row normalised to sum to 1 (white 0, "
-            "dark blue 1); a grey row is a class absent from the ground truth. Over every item of the epoch.",
         )
+    if confusion_image:
+        out.append(_confusion_summary(prefix, confusion, class_names))
+    return out
+
+
+def _confusion_summary(prefix: str, confusion: np.ndarray, class_names: Sequence[str]) -> Summary:
+    num_classes = confusion.shape[0]
+    pixels = confusion_heatmap(
+        confusion[:, :num_classes], [class_label(c, class_names) for c in range(num_classes)]
+    )
+    height, width = pixels.shape[:2]
+    return image_summary(
+        f"{prefix}/confusion_matrix",
+        [encode_png(pixels)],
+        width=width,
+        height=height,
+        description="Rows: ground truth, columns: prediction, each row normalised to sum to 1 (white 0, dark "
+        "blue 1); a grey row is a class absent from the ground truth. Over every item of the epoch.",
+    )
 
 
 def item_miou(confusion: np.ndarray) -> float | None:

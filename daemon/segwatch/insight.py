@@ -8,28 +8,38 @@ chooses the items, appends the legend and computes the metrics.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-from segwatch.compose import Composite, IndexSpace
+from segwatch.compose import ComposeOptions, Composite, IndexSpace, compose_grid, grid_layout
 from segwatch.config import Config
-from segwatch.evaluation import MAX_METRIC_CLASSES, MetricFigures, classes_present, item_counts, item_miou
-from segwatch.legend import legend_classes, with_legend
+from segwatch.evaluation import (
+    MAX_METRIC_CLASSES,
+    classes_present,
+    epoch_confusion,
+    item_counts,
+    item_miou,
+    metric_summaries,
+)
+from segwatch.geometry import GridShape, fit_grid, grid_size
+from segwatch.headers import header_height, with_headers
+from segwatch.legend import legend_classes, legend_height, with_legend
+from segwatch.lettering import text_size_for
 from segwatch.normalise import Item
 from segwatch.panels import RGB_PANELS, PanelOptions, compose_rgb_grid
 from segwatch.summaries import Summary
 
-__all__ = ["Insight", "panel_notes"]
+__all__ = ["GUTTER", "Insight", "panel_notes"]
+
+GUTTER = 2  # px between panels and between items
+_TEXT_ROUNDS = 12
 
 log = logging.getLogger(__name__)
 
-# Legend strips kept per renderer: one per distinct (classes, picture shape) met recently.
-_LEGEND_CACHE = 16
-
 _PANEL_NOTES = {
-    "overlay": "overlay = prediction colours blended over the image (alpha {alpha}), class boundaries at full "
-    "colour",
+    "overlay": "overlay = prediction colours blended over the image (alpha {alpha}), class boundaries as white "
+    "lines over dark pixels and black over light ones",
     "error": "error = red where the prediction is wrong, the image dimmed (grey without one) where it is right, "
     "the ignore colour where the ground truth is ignore_index",
     "boundary": "boundary = ground truth with the prediction's class boundaries drawn over it",
@@ -62,17 +72,9 @@ class Insight:
         compose = config.compose
         self.config = config
         self.space = space
-        self.rgb_options = (
-            PanelOptions(
-                panel_size=(compose.size[0], compose.size[1]),
-                resize=compose.resize,
-                panels=tuple(compose.panels),
-                columns=compose.columns,
-                overlay_alpha=compose.overlay_alpha,
-            )
-            if any(panel in RGB_PANELS for panel in compose.panels)
-            else None
-        )
+        self.panels = tuple(compose.panels)
+        # Overlay, error and boundary mix image pixels and fixed colours: the RGB composer draws those.
+        self.rgb = any(panel in RGB_PANELS for panel in compose.panels)
         self.metrics = config.metrics.enabled
         if self.metrics and compose.num_classes > MAX_METRIC_CLASSES:
             log.warning(
@@ -81,15 +83,6 @@ class Insight:
                 MAX_METRIC_CLASSES,
             )
             self.metrics = False
-        metrics = config.metrics
-        self.figures = MetricFigures(
-            config.tensorboard.tag_prefix,
-            compose.num_classes,
-            class_names=compose.class_names,
-            per_class=metrics.per_class,
-            confusion_image=metrics.confusion_matrix,
-        )
-        self._legends: dict[tuple[object, ...], tuple[np.ndarray, np.ndarray | None]] = {}
 
     @property
     def needs_every_item(self) -> bool:
@@ -98,50 +91,107 @@ class Insight:
 
     def confusions(self, items: Sequence[Item]) -> list[np.ndarray]:
         """Per-item counts (evaluation.item_counts), when metrics or the worst-first choice need them: the one
-        full pass over the epoch's pixels, which the `present` legend then shares. Without them the legend
-        samples the shown maps at panel density instead, cheaper than a full pass of its own."""
-        compose = self.config.compose
-        if not self.metrics and compose.select != "worst":
+        full pass over the epoch's pixels, which the `present` legend then shares."""
+        if not self.metrics and self.config.compose.select != "worst":
             return []
+        compose = self.config.compose
         return [item_counts(item, compose.num_classes, compose.ignore_index) for item in items]
 
     def choose(self, items: Sequence[Item], confusions: Sequence[np.ndarray]) -> list[Item]:
-        return [items[i] for i in self.choose_indices(len(items), confusions)]
-
-    def choose_indices(self, count: int, confusions: Sequence[np.ndarray]) -> list[int]:
-        """Which of `count` items are shown, in the order shown."""
         compose = self.config.compose
         limit = compose.max_items
         if compose.select == "worst":
-            classes = compose.num_classes
-            ious = [item_miou(counts[:classes]) for counts in confusions]
+            ious = [item_miou(counts[: compose.num_classes]) for counts in confusions]
             # Items without a labelled pixel have no mIoU: they are never the worst.
-            order = sorted(range(count), key=lambda i: (ious[i] is None, ious[i] or 0.0, i))
-            return order[:limit]
-        if compose.select == "random" and count > limit:
+            order = sorted(range(len(items)), key=lambda i: (ious[i] is None, ious[i] or 0.0, i))
+            return [items[i] for i in order[:limit]]
+        if compose.select == "random" and len(items) > limit:
             rng = np.random.default_rng(compose.seed)
-            return [int(i) for i in np.sort(rng.choice(count, size=limit, replace=False))]
-        return list(range(min(count, limit)))
+            picked = np.sort(rng.choice(len(items), size=limit, replace=False))
+            return [items[int(i)] for i in picked]
+        return list(items[:limit])
+
+    def _strips(self, shape: GridShape, count: int, classes: Sequence[int]) -> tuple[int, int, bool]:
+        """(text size, header + legend height, settled) for a grid of `shape`. The text is sized for the
+        whole picture as TensorBoard shows it, and the picture's height includes the text, so the two are
+        found together; when they do not settle (text that must grow faster than the picture it makes
+        taller) the grid is a poor choice and `settled` is False."""
+        compose = self.config.compose
+        grid_h, width = grid_size(count, len(self.panels), shape, GUTTER)
+
+        def extra_at(size: int) -> int:
+            header = header_height(self.panels, shape.panel_size[1], width, size) if compose.headers else 0
+            return header + legend_height(classes, compose.class_names, width, size)
+
+        size = text_size_for(width, grid_h)
+        for _ in range(_TEXT_ROUNDS):
+            extra = extra_at(size)
+            needed = text_size_for(width, grid_h + extra)
+            if needed <= size:
+                return size, extra, True
+            if needed > max(12, width // 8):  # text this large would leave no room for the panels
+                break
+            size = needed
+        return size, extra_at(size), False
+
+    def _extra_height(self, shape: GridShape, count: int, classes: Sequence[int]) -> int:
+        _, extra, settled = self._strips(shape, count, classes)
+        return extra if settled else 10 * (extra + 1)  # unsettled text: steer the auto layout away
+
+    def shape(self, count: int, classes: Sequence[int]) -> tuple[GridShape, int]:
+        """Items per row, panel size and text size for `count` items, headers and this legend included."""
+        compose = self.config.compose
+        shape = fit_grid(
+            count,
+            panels=len(self.panels),
+            panel_size=(compose.size[0], compose.size[1]),
+            gutter=GUTTER,
+            max_width=compose.max_width,
+            columns=None if compose.columns == "auto" else compose.columns,
+            extra_height=lambda shape, width: self._extra_height(shape, count, classes),
+        )
+        return shape, self._strips(shape, count, classes)[0]
 
     def compose(
-        self,
-        groups: Sequence[Sequence[Item]],
-        index_composer: Callable[[Sequence[Item]], Composite],
-        source: str,
-        counts: Sequence[np.ndarray] = (),
+        self, groups: Sequence[Sequence[Item]], source: str, counts: Sequence[np.ndarray] = ()
     ) -> list[Composite]:
-        """One composite per group of items, with the legend below each (the same legend for all).
-
-        `counts` are the shown items' item_counts, in order, when they were computed: the `present` legend
-        then comes from them instead of another look at the label maps."""
-        if self.rgb_options is None:
-            composites = [index_composer(group) for group in groups]
-        else:
-            options = self.rgb_options
-            composites = [compose_rgb_grid(group, self.space, options, source=source) for group in groups]
+        """One composite per group of items (all groups the same size), each with column headers above and
+        the same legend below. `counts` are the shown items' item_counts, in order, when they were computed:
+        the `present` legend then comes from them instead of another look at the label maps."""
+        compose = self.config.compose
         shown = [item for group in groups for item in group]
         classes = self._legend_classes(shown, counts)
-        return [self._with_legend(composite, classes) for composite in composites]
+        shape, text_size = self.shape(len(groups[0]), classes)
+        size = shape.panel_size
+        if self.rgb:
+            options: PanelOptions | ComposeOptions = PanelOptions(
+                panel_size=size,
+                resize=compose.resize,
+                panels=self.panels,
+                columns=shape.columns,
+                overlay_alpha=compose.overlay_alpha,
+                gutter=GUTTER,
+            )
+        else:
+            options = ComposeOptions(
+                panel_size=size,
+                resize=compose.resize,
+                panels=self.panels,
+                columns=shape.columns,
+                gutter=GUTTER,
+            )
+        out = []
+        for group in groups:
+            if isinstance(options, PanelOptions):
+                composite = compose_rgb_grid(group, self.space, options, source=source)
+            else:
+                composite = compose_grid(group, self.space, options, source=source)
+            _, corners = grid_layout(len(group), options)
+            lefts = [left for item in corners[: options.columns] for _, left in item]
+            if compose.headers:
+                composite = with_headers(composite, self.panels, lefts, size[1], self.space, size=text_size)
+            out.append(with_legend(composite, classes, compose.class_names, self.space, size=text_size))
+        return out
 
     def _legend_classes(self, shown: Sequence[Item], counts: Sequence[np.ndarray]) -> list[int]:
         compose = self.config.compose
@@ -155,31 +205,15 @@ class Insight:
                 seen[legend_classes("present", [item], compose.num_classes)] = True
         return [int(c) for c in np.flatnonzero(seen)]
 
-    def _with_legend(self, composite: Composite, classes: Sequence[int]) -> Composite:
-        """with_legend, its strip drawn once per (classes, picture shape): text costs milliseconds, and the
-        classes shown rarely change from one epoch to the next."""
-        if not classes:
-            return composite
-        pixels = composite.pixels
-        key = (tuple(classes), pixels.shape, pixels.dtype.str, composite.palette is None)
-        cached = self._legends.get(key)
-        if cached is None:
-            drawn = with_legend(composite, classes, self.config.compose.class_names, self.space)
-            height = pixels.shape[0]
-            if not np.array_equal(drawn.pixels[:height], pixels):
-                return drawn  # not a strip appended below: nothing to reuse
-            if len(self._legends) >= _LEGEND_CACHE:
-                self._legends.pop(next(iter(self._legends)))
-            self._legends[key] = (drawn.pixels[height:].copy(), drawn.palette)
-            return drawn
-        strip, palette = cached
-        return Composite(pixels=np.concatenate([pixels, strip]), palette=palette)
-
     def summaries(self, confusions: Sequence[np.ndarray]) -> list[Summary]:
         if not self.metrics or not confusions:
             return []
+        metrics = self.config.metrics
         classes = self.config.compose.num_classes
-        total = np.zeros((classes, classes + 1), dtype=np.int64)
-        for counts in confusions:
-            total += counts[:classes]
-        return self.figures.summaries(total)
+        return metric_summaries(
+            self.config.tensorboard.tag_prefix,
+            epoch_confusion([counts[:classes] for counts in confusions], classes),
+            class_names=self.config.compose.class_names,
+            per_class=metrics.per_class,
+            confusion_image=metrics.confusion_matrix,
+        )

@@ -11,7 +11,19 @@ from types import MappingProxyType
 
 import numpy as np
 
-__all__ = ["BUILTIN_PALETTES", "CLASS_NAMES", "MAX_CLASSES", "build_palette", "unused_colours", "voc_colours"]
+__all__ = [
+    "BUILTIN_PALETTES",
+    "CLASS_NAMES",
+    "MAX_CLASSES",
+    "MIN_RESERVED_DELTA_E",
+    "RESERVED_ROLES",
+    "build_palette",
+    "delta_e",
+    "reserved_colours",
+    "srgb_to_lab",
+    "unused_colours",
+    "voc_colours",
+]
 
 # The VOC generator spreads an index's bits over the three channels, 8 bits each, so it is injective on
 # 24-bit indices: that is how many distinct colours there are to hand out.
@@ -201,3 +213,101 @@ def build_palette(spec: str | Sequence[Sequence[int]], num_classes: int) -> np.n
     extra = unused_colours(num_classes - len(base), base)
     palette = np.concatenate([base, extra])
     return palette
+
+
+# --- Reserved colours: what is not a class must never be mistaken for one -------------------------------
+
+# CIE76 ΔE (Euclidean distance in CIELAB) that every reserved colour keeps from every class colour. About 2.3
+# is "just noticeable" side by side; 20 stays clearly apart even on a picture shown at a fifth of its size.
+MIN_RESERVED_DELTA_E = 20.0
+# Reserved colours also keep this far from one another (pad next to gutter, text background next to either).
+_MIN_MUTUAL_DELTA_E = 10.0
+
+# The roles in slot order, each with the CIELAB lightness it would have if no class were in the way.
+# ignore: white, the usual convention; pad (letterbox): dark; gutter: mid grey; backdrop (behind header and
+# legend text): light, so dark text and bordered swatches of every class read on it.
+RESERVED_ROLES: tuple[tuple[str, float], ...] = (
+    ("ignore", 100.0),
+    ("pad", 17.0),
+    ("gutter", 40.0),
+    ("backdrop", 93.0),
+)
+
+
+def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """(..., 3) uint8 sRGB → (..., 3) float64 CIELAB (D65 white)."""
+    c = np.asarray(rgb, dtype=np.float64) / 255.0
+    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    xyz = linear @ np.array(
+        [
+            [0.4124564, 0.2126729, 0.0193339],
+            [0.3575761, 0.7151522, 0.1191920],
+            [0.1804375, 0.0721750, 0.9503041],
+        ]
+    )
+    xyz = xyz / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.stack(
+        [116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], axis=-1
+    )
+
+
+def delta_e(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """CIE76 ΔE between every colour of `first` (N, 3) and every colour of `second` (M, 3): (N, M)."""
+    a, b = srgb_to_lab(np.asarray(first).reshape(-1, 3)), srgb_to_lab(np.asarray(second).reshape(-1, 3))
+    return np.asarray(np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(axis=-1)))
+
+
+def _candidates() -> tuple[np.ndarray, np.ndarray]:
+    """Colours a reserved role may take: every grey, then a 16-level RGB grid; with their CIELAB values."""
+    greys = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
+    levels = np.arange(0, 256, 17, dtype=np.uint8)
+    grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), axis=-1).reshape(-1, 3)
+    colours = np.concatenate([greys, grid])
+    return colours, srgb_to_lab(colours)
+
+
+_CANDIDATES, _CANDIDATE_LAB = _candidates()
+
+
+def reserved_colours(palette: np.ndarray) -> np.ndarray:
+    """(len(RESERVED_ROLES), 3) uint8: a colour per reserved role, each at least MIN_RESERVED_DELTA_E from
+    every class colour and _MIN_MUTUAL_DELTA_E from the roles before it. Among the colours that qualify, the
+    nearest to the role's lightness wins, neutral before coloured; if none qualifies (hundreds of classes),
+    the one farthest from every class. Deterministic for a given palette."""
+    class_lab = srgb_to_lab(np.asarray(palette, dtype=np.uint8).reshape(-1, 3))
+    to_classes = np.sqrt(((_CANDIDATE_LAB[:, None, :] - class_lab[None, :, :]) ** 2).sum(-1)).min(axis=1)
+    chroma = np.hypot(_CANDIDATE_LAB[:, 1], _CANDIDATE_LAB[:, 2])
+    chosen: list[int] = []
+    for _, lightness in RESERVED_ROLES:
+        if chosen:
+            picked = _CANDIDATE_LAB[chosen]
+            to_reserved = np.sqrt(((_CANDIDATE_LAB[:, None, :] - picked[None, :, :]) ** 2).sum(-1)).min(1)
+        else:
+            to_reserved = np.full(len(_CANDIDATES), np.inf)
+        ok = (to_classes >= MIN_RESERVED_DELTA_E) & (to_reserved >= _MIN_MUTUAL_DELTA_E)
+        if ok.any():
+            cost = np.abs(_CANDIDATE_LAB[:, 0] - lightness) + 4.0 * chroma
+            index = int(np.flatnonzero(ok)[np.argmin(cost[ok])])
+        else:
+            index = int(np.argmax(np.minimum(to_classes, to_reserved * 2)))
+        chosen.append(index)
+    return _CANDIDATES[chosen].copy()
+
+
+def nearest_free(colour: np.ndarray, taken: np.ndarray) -> np.ndarray:
+    """`colour` if no row of `taken` is it, else the perceptually nearest candidate colour that is free."""
+    taken_keys = set(_colour_keys(np.asarray(taken, dtype=np.uint8).reshape(-1, 3)).tolist())
+    wanted = np.asarray(colour, dtype=np.uint8).reshape(1, 3)
+    if int(_colour_keys(wanted)[0]) not in taken_keys:
+        return wanted[0].copy()
+    free = np.array([int(k) not in taken_keys for k in _colour_keys(_CANDIDATES)])
+    distance = np.sqrt(((_CANDIDATE_LAB - srgb_to_lab(wanted)) ** 2).sum(-1))
+    distance[~free] = np.inf
+    return _CANDIDATES[int(np.argmin(distance))].copy()
+
+
+def ink_for(backdrop: np.ndarray) -> np.ndarray:
+    """Text colour for a backdrop: near black on a light one, near white on a dark one."""
+    lightness = float(srgb_to_lab(np.asarray(backdrop, dtype=np.uint8))[0])
+    return np.array([20, 20, 20] if lightness >= 55 else [240, 240, 240], dtype=np.uint8)

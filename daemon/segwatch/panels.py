@@ -37,6 +37,7 @@ __all__ = [
     "boundary_colour",
     "boundary_mask",
     "compose_rgb_grid",
+    "outline_colours",
 ]
 
 RGB_PANELS: tuple[str, ...] = ("overlay", "error", "boundary")
@@ -53,7 +54,7 @@ class PanelOptions:
     resize: Literal["letterbox", "stretch"]
     panels: tuple[str, ...]  # subset and order of ALL_PANELS
     columns: int  # grid: items per row
-    overlay_alpha: float = 0.5  # weight of the prediction colour over the image
+    overlay_alpha: float = 0.4  # weight of the prediction colour over the image
     gutter: int = 2  # px between panels and between items
 
     def __post_init__(self) -> None:
@@ -75,6 +76,17 @@ def boundary_mask(indices: np.ndarray) -> np.ndarray:
     edge[:, :-1] |= indices[:, 1:] != indices[:, :-1]
     edge[:-1] |= indices[1:] != indices[:-1]
     return edge
+
+
+OUTLINE_LIGHT = np.array([255, 255, 255], dtype=np.uint8)
+OUTLINE_DARK = np.array([0, 0, 0], dtype=np.uint8)
+
+
+def outline_colours(under: np.ndarray) -> np.ndarray:
+    """(N, 3) line colours for (N, 3) pixels: white over dark pixels, black over light ones."""
+    # Rec. 709 luma: cheap, and enough to tell dark from light.
+    luma = under.astype(np.float32) @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
+    return np.where((luma < 110)[:, None], OUTLINE_LIGHT, OUTLINE_DARK)
 
 
 def boundary_colour(space: IndexSpace) -> np.ndarray:
@@ -143,7 +155,9 @@ class _Drawer:
         raise ValueError(f"unknown panel {kind!r}, expected one of {ALL_PANELS}")
 
     def _overlay(self) -> np.ndarray:
-        """Prediction colours blended over the image; boundaries at full colour; no-class pixels unblended."""
+        """Prediction colours blended over the image; class boundaries as a line that contrasts with what is
+        under it (dark classes such as VOC's black background would otherwise draw black lines on dark
+        pixels); no-class pixels unblended."""
         base = (
             self.image
             if self.image is not None
@@ -153,7 +167,7 @@ class _Drawer:
         blended = (1 - alpha) * base.astype(np.float32) + alpha * self.full[self.pred].astype(np.float32)
         out = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
         edges = boundary_mask(self.pred)
-        out[edges] = self.full[self.pred][edges]
+        out[edges] = outline_colours(out[edges])
         unpredicted = self.pred == self.space.ignore_slot
         out[unpredicted] = base[unpredicted]
         return out

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from segwatch.archives import load_dump_file
-from segwatch.compose import ComposeOptions, Composite, IndexSpace, compose_grid, compose_pair
+from segwatch.compose import Composite, IndexSpace
 from segwatch.config import Config
 from segwatch.errors import ArtifactError
 from segwatch.filearrays import ReadSession, Stored
@@ -40,13 +40,6 @@ class Renderer:
             palette=build_palette(compose.palette, compose.num_classes),
         )
         self.insight = Insight(config, self.space)
-        # The index-space composer draws image, gt and pred; other panels are drawn by the insight's RGB one.
-        self.options = ComposeOptions(
-            panel_size=(compose.size[0], compose.size[1]),
-            resize=compose.resize,
-            panels=tuple(compose.panels) if self.insight.rgb_options is None else ("gt", "pred"),
-            columns=compose.columns,
-        )
         kind = "grid" if compose.layout == "grid" else "pairs"
         # Worst-first items get their own tag, so one tag's history never mixes two ways of choosing.
         self.tag = f"{config.tensorboard.tag_prefix}/{'worst' if compose.select == 'worst' else kind}"
@@ -76,23 +69,11 @@ class Renderer:
         source = artifact.label
         # One pass over the pixels: the per-item counts serve the metrics, the worst-first choice and the legend.
         confusions = insight.confusions(items)
-        picked = insight.choose_indices(len(items), confusions)
-        shown = [items[i] for i in picked]
-        counts = [confusions[i] for i in picked] if confusions else []
-        if self.config.compose.layout == "grid":
-            composites = insight.compose(
-                [shown],
-                lambda group: compose_grid(group, self.space, self.options, source=source),
-                source,
-                counts,
-            )
-        else:
-            composites = insight.compose(
-                [[item] for item in shown],
-                lambda group: compose_pair(group[0], self.space, self.options, source=source),
-                source,
-                counts,
-            )
+        shown = insight.choose(items, confusions)
+        position = {id(item): index for index, item in enumerate(items)}
+        counts = [confusions[position[id(item)]] for item in shown] if confusions else []
+        groups = [shown] if self.config.compose.layout == "grid" else [[item] for item in shown]
+        composites = insight.compose(groups, source, counts)
         summaries = [self._image(composites), *insight.summaries(confusions)]
         if self.viewer is not None:
             run = artifact.run
@@ -100,7 +81,7 @@ class Renderer:
             viewer, layers = viewer_summaries(
                 self.viewer,
                 items,
-                [counts[:classes] for counts in confusions],
+                [item_counts[:classes] for item_counts in confusions],
                 step=artifact.epoch,
                 stored=self._viewer_stored.get(run, {}),
             )

@@ -45,6 +45,7 @@ BASE_CONFIG: dict[str, dict[str, object]] = {
         "resize": "stretch",
         "palette": PALETTE,
         "legend": "none",
+        "headers": False,
     },
     "metrics": {"enabled": False},
 }

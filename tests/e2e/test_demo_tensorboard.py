@@ -52,19 +52,58 @@ def demo_logdir(tmp_path_factory) -> Path:
 def test_demo_writes_every_epoch_of_every_run(demo_logdir):
     compose = demo.demo_config(Path("dumps"), Path("tb"))["compose"]
     assert isinstance(compose, dict)
-    panels, columns = len(compose["panels"]), compose["columns"]
+    panels = len(compose["panels"])
     for run in demo.RUNS:
         logged = read_images(demo_logdir / run)
         images = logged[TAG]
         assert sorted(images) == list(range(demo.EPOCHS))
         (first,) = images[0]
-        # Every panel of every item is there, with a legend strip below the last row.
-        rows = -(-demo.BATCH // columns)
-        assert first.shape[0] > rows * demo.SHAPE[0] and first.shape[1] >= columns * panels * demo.SHAPE[1]
+        # Every panel of every item is there, with headers above and a legend strip below: taller than the
+        # panels alone, and no wider than max_width.
+        assert first.shape[0] > demo.SHAPE[0] and panels * 16 < first.shape[1] <= 1536
         assert sorted(logged[f"{PREFIX}/confusion_matrix"]) == list(range(demo.EPOCHS))
         viewer = read_event_tensors(demo_logdir / run)
         for item in range(demo.BATCH):
             assert [step for step, _ in viewer[f"{PREFIX}/viewer/item/{item}"]] == list(range(demo.EPOCHS))
+
+
+def test_both_runs_show_the_same_input_images_for_the_same_items(demo_logdir):
+    # The image panels (first column of the grid) of the two runs are pixel-equal at every epoch: the same
+    # validation batch, only the predictions differ.
+    grids = {run: read_images(demo_logdir / run)[TAG] for run in demo.RUNS}
+    baseline, other = (grids[run] for run in demo.RUNS)
+    for epoch in range(demo.EPOCHS):
+        a, b = baseline[epoch][0], other[epoch][0]
+        assert a.shape == b.shape
+        columns = a.shape[1] // 5  # five panels: image | gt | pred | overlay | error
+        np.testing.assert_array_equal(a[:, : columns - 4], b[:, : columns - 4])
+        assert not np.array_equal(a, b)
+
+
+@pytest.mark.timeout(180)
+def test_live_demo_shows_a_daemon_following_a_training_job(tmp_path):
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "segwatch", "demo", "--live", "--dumps", "dumps", "--logdir", "tb"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=150,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"{len(demo.RUNS) * demo.EPOCHS} epochs written"), result.stdout
+    assert "--samples_per_plugin images=1000" in result.stdout
+    lines = result.stderr.splitlines()
+    dumped = [i for i, line in enumerate(lines) if line.startswith("training |") and "dumped" in line]
+    logged = [i for i, line in enumerate(lines) if line.startswith("  daemon |") and " logged " in line]
+    assert len(dumped) == len(logged) == len(demo.RUNS) * demo.EPOCHS, result.stderr
+    # Followed live: the daemon logs epochs while the job is still writing later ones.
+    assert logged[0] < dumped[-1], result.stderr
+    assert any("stopped" in line for line in lines[logged[-1] :]), result.stderr
+    for run in demo.RUNS:
+        assert sorted(read_images(tmp_path / "tb" / run)[TAG]) == list(range(demo.EPOCHS))
+    assert time.monotonic() - started < 90
 
 
 def test_demo_logs_metrics_that_improve(demo_logdir):
@@ -74,7 +113,7 @@ def test_demo_logs_metrics_that_improve(demo_logdir):
             for tag, events in read_event_tensors(demo_logdir / run).items()
             if not tag.endswith(("grid", "confusion_matrix", "IoU_table")) and "/viewer/" not in tag
         }
-        assert {f"{PREFIX}/IoU/{name}" for name in demo.CLASS_NAMES} <= set(scalars)
+        assert {f"{PREFIX}_IoU/{name}" for name in demo.CLASS_NAMES} <= set(scalars)
         miou = scalars[f"{PREFIX}/mIoU"]
         assert sorted(miou) == list(range(demo.EPOCHS))
         assert miou[demo.EPOCHS - 1] > miou[0] + 0.2

@@ -58,7 +58,13 @@ def setup(tmp_path, write_config):
             dump_epoch(tmp_path / "dumps", run, epoch, rng)
     config = write_config(
         tensorboard={"logdir": str(tmp_path / "runs" / "{run}" / "tb")},
-        compose={"layout": "pair", "panels": ["gt", "pred"], "size": [16, 16], "legend": "none"},
+        compose={
+            "layout": "pair",
+            "panels": ["gt", "pred"],
+            "size": [16, 16],
+            "legend": "none",
+            "headers": False,
+        },
     )
     return tmp_path, config
 

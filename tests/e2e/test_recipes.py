@@ -105,7 +105,9 @@ def check_logged(logdir: Path, run: str, epochs: tuple[int, ...]) -> None:
 
 
 def make_config(write_config, watch: dict[str, object]) -> Path:
-    return write_config(watch={**watch, "settle": "100ms"}, compose={"size": [16, 16], "legend": "none"})
+    return write_config(
+        watch={**watch, "settle": "100ms"}, compose={"size": [16, 16], "legend": "none", "headers": False}
+    )
 
 
 @pytest.mark.parametrize("recipe", sorted(RECIPES))
