@@ -235,6 +235,21 @@ def test_the_build_context_filter_lets_every_copied_file_through() -> None:
                 assert (REPO / source).exists()
 
 
+def test_the_image_pins_every_runtime_dependency_at_the_tested_version() -> None:
+    sys.path.insert(0, str(DOCKERFILE.parent))
+    try:
+        from pin import runtime_closure
+    finally:
+        sys.path.pop(0)
+    lines = (DOCKERFILE.parent / "constraints.txt").read_text().splitlines()
+    pinned = dict(line.split("==") for line in lines if line and not line.startswith("#"))
+    assert pinned == runtime_closure("segwatch"), "the pins are stale: run `make constraints`"
+    text = DOCKERFILE.read_text()
+    # Every pip install in the build honours the pins.
+    installs = re.findall(r"/opt/segwatch/bin/pip install [^\n]*", text)
+    assert len(installs) == 2 and all("--constraint /src/constraints.txt" in line for line in installs)
+
+
 def test_the_image_config_loads_with_the_image_environment() -> None:
     final = dockerfile_stages(DOCKERFILE.read_text())[-1]
     baked = image_config_source(final)
