@@ -9,14 +9,26 @@ timings are printed.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import time
 import urllib.error
 import urllib.request
 import uuid
 
 import pytest
-from containers import build_image, container, debian_base, image_size, podman, podman_unavailable
+import yaml
+from containers import (
+    REPO,
+    RUN_OPTIONS,
+    build_image,
+    container,
+    debian_base,
+    image_size,
+    podman,
+    podman_unavailable,
+)
 
 from conftest import decode_png, free_port, raw_record_counts, read_event_tensors
 
@@ -182,3 +194,54 @@ def test_the_image_as_a_sidecar_logs_every_epoch_once_and_stops_cleanly(tmp_path
             f"in {stop_seconds:.1f} s"
         )
     assert size > 0
+
+
+def test_the_tensorboard_deployment_runs_under_podman_kube_play(tmp_path, image):
+    """deploy/k8s/tensorboard.yaml as written, but for the image and a published port: `podman kube play`
+    runs Deployments (not Jobs, not native sidecars), so this one runs here, over segwatch's output."""
+    image_tag, _ = image
+    manifests = list(yaml.safe_load_all((REPO / "deploy" / "k8s" / "tensorboard.yaml").read_text()))
+    deployment = next(doc for doc in manifests if doc["kind"] == "Deployment")
+    spec = deployment["spec"]["template"]["spec"]
+    board = next(c for c in spec["containers"] if c["name"] == "tensorboard")
+    port = free_port()
+    board["image"] = image_tag
+    http = next(p for p in board["ports"] if p["name"] == "http")
+    http.update(hostPort=port, hostIP="127.0.0.1")
+    claim = next(v for v in spec["volumes"] if "persistentVolumeClaim" in v)["persistentVolumeClaim"]
+    volume = f"{claim['claimName']}-{uuid.uuid4().hex[:8]}"
+    claim["claimName"] = volume
+    deployment["metadata"]["name"] = f"tensorboard-{uuid.uuid4().hex[:8]}"
+    played = tmp_path / "tensorboard.yaml"
+    played.write_text(yaml.safe_dump(deployment))
+    # segwatch's output in the claimed volume, written by the image itself.
+    podman("volume", "create", volume)
+    # podman kube play takes no run options: its containers get the runtime and limits from a config file.
+    conf = tmp_path / "containers.conf"
+    conf.write_text(
+        '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=4096:4096"]\n[engine]\nruntime = "runc"\n'
+    )
+    env = {**os.environ, "CONTAINERS_CONF": str(conf)}
+    try:
+        podman(
+            "run", "--rm", *RUN_OPTIONS, "--read-only", "--tmpfs", "/tmp", "--volume", f"{volume}:/data/tb",
+            "--user", "0", image_tag, "demo", "--logdir", "/data/tb", "--dumps", "/tmp/dumps",
+            timeout=300,
+        )  # fmt: skip
+        result = subprocess.run(
+            ["podman", "kube", "play", str(played)], capture_output=True, text=True, timeout=300, env=env
+        )
+        assert result.returncode == 0, result.stderr
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: http_status(url + "/data/environment") == 200, 120, "TensorBoard in the pod")
+        with urllib.request.urlopen(url + "/data/plugin/images/tags", timeout=30) as reply:
+            tags = json.load(reply)
+        assert tags and all(
+            any(tag.startswith("segwatch/") for tag in run_tags) for run_tags in tags.values()
+        )
+        pod_container = f"{deployment['metadata']['name']}-pod-0-tensorboard"
+        user = podman("inspect", "--format", "{{.Config.User}} {{.HostConfig.ReadonlyRootfs}}", pod_container)
+        assert user.stdout.split() == ["10001:10001", "true"]
+    finally:
+        subprocess.run(["podman", "kube", "down", str(played)], capture_output=True, timeout=120, env=env)
+        podman("volume", "rm", "--force", volume, check=False)
