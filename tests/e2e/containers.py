@@ -24,6 +24,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "deploy" / "docker" / "Dockerfile"
 SUITE = "bookworm"  # Debian 12: Python 3.11, the version segwatch is tested with
@@ -212,3 +214,24 @@ def container(*args: str, name: str) -> Iterator[str]:
         yield name
     finally:
         podman("rm", "--force", "--time", "0", name, timeout=120, check=False)
+
+
+# --- fixtures for the test modules (imported there) -------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def podman_ready() -> None:
+    reason = podman_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def image(podman_ready: None) -> tuple[str, float]:
+    """The project's image on the Debian-made base, and the seconds its build took (cached: seconds)."""
+    started = time.monotonic()
+    base = debian_base()
+    base_seconds = time.monotonic() - started
+    tag, seconds = build_image(base)
+    print(f"\nimage: base {base} ready in {base_seconds:.0f} s, build {seconds:.0f} s")
+    return tag, seconds

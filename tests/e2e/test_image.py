@@ -19,16 +19,7 @@ import uuid
 
 import pytest
 import yaml
-from containers import (
-    REPO,
-    RUN_OPTIONS,
-    build_image,
-    container,
-    debian_base,
-    image_size,
-    podman,
-    podman_unavailable,
-)
+from containers import REPO, RUN_OPTIONS, container, image, image_size, podman, podman_ready
 
 from conftest import decode_png, free_port, raw_record_counts, read_event_tensors
 
@@ -50,23 +41,7 @@ for epoch in range(1, {EPOCHS} + 1):
 """
 
 pytestmark = [pytest.mark.timeout(1500), pytest.mark.usefixtures("podman_ready")]
-
-
-@pytest.fixture(scope="session")
-def podman_ready() -> None:
-    reason = podman_unavailable()
-    if reason is not None:
-        pytest.skip(reason)
-
-
-@pytest.fixture(scope="session")
-def image() -> tuple[str, float]:
-    base_started = time.monotonic()
-    base = debian_base()
-    base_seconds = time.monotonic() - base_started
-    tag, seconds = build_image(base)
-    print(f"\nimage: base {base} ready in {base_seconds:.0f} s, build {seconds:.0f} s")
-    return tag, seconds
+FIXTURES = (image, podman_ready)  # pytest finds fixtures by name in the module
 
 
 def http_status(url: str) -> int:
