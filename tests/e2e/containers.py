@@ -11,7 +11,9 @@ second run rebuilds at most the layer holding segwatch's own code.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -226,12 +228,36 @@ def podman_ready() -> None:
         pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
-def image(podman_ready: None) -> tuple[str, float]:
-    """The project's image on the Debian-made base, and the seconds its build took (cached: seconds)."""
+SYSTEMD_PACKAGES = ("python3", "systemd", "systemd-sysv")
+# mmdebstrap waits mostly on the network and dpkg, the image build on pip: the systemd base (for
+# test_systemd.py) is made while the image builds.
+_background = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+_systemd_base: concurrent.futures.Future[str] | None = None
+
+
+def systemd_base() -> str:
+    """A Debian-made base with systemd, for running the unit under a real systemd."""
+    global _systemd_base
+    if _systemd_base is None:
+        _systemd_base = _background.submit(debian_base, SYSTEMD_PACKAGES, "segwatch-test-systemd-base")
+    return _systemd_base.result(timeout=900)
+
+
+@functools.cache
+def built_image() -> tuple[str, float]:
+    """Built once per session, whichever module asks first."""
+    global _systemd_base
     started = time.monotonic()
     base = debian_base()
     base_seconds = time.monotonic() - started
+    if _systemd_base is None:
+        _systemd_base = _background.submit(debian_base, SYSTEMD_PACKAGES, "segwatch-test-systemd-base")
     tag, seconds = build_image(base)
     print(f"\nimage: base {base} ready in {base_seconds:.0f} s, build {seconds:.0f} s")
     return tag, seconds
+
+
+@pytest.fixture(scope="session")
+def image(podman_ready: None) -> tuple[str, float]:
+    """The project's image on the Debian-made base, and the seconds its build took."""
+    return built_image()

@@ -18,12 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from containers import REPO, RUN_OPTIONS, debian_base, image, podman, podman_ready
+from containers import REPO, RUN_OPTIONS, image, podman, podman_ready, systemd_base
 
 pytestmark = [pytest.mark.timeout(900), pytest.mark.usefixtures("podman_ready")]
 FIXTURES = (image, podman_ready)  # pytest finds fixtures by name in the module
 
-SYSTEMD_PACKAGES = ("python3", "systemd", "systemd-sysv")
 DEPLOY_README = REPO / "deploy" / "README.md"
 WRITE_EPOCHS = """
 import sys
@@ -47,7 +46,7 @@ def readme_block(starting: str) -> str:
 @pytest.fixture(scope="module")
 def systemd_image(image: tuple[str, float]) -> str:
     """Debian with systemd, the image's /opt/segwatch, and the repository's deploy/ at /src/deploy."""
-    base = debian_base(SYSTEMD_PACKAGES, name="segwatch-test-systemd-base")
+    base = systemd_base()
     tag = "localhost/segwatch-test-systemd:latest"
     with tempfile.TemporaryDirectory(prefix="segwatch-systemd-") as scratch:
         Path(scratch, "Containerfile").write_text(
@@ -80,6 +79,13 @@ def machine(systemd_image: str) -> Iterator[str]:
             line for line in readme_block("python3 -m venv").splitlines() if "python3 -m venv" not in line
         ]
         run(name, "\n".join(["set -e", "cd /src", *steps]))
+        # So the tests need not wait minutes: a short watchdog, quick restarts and aborts, for every instance.
+        run(
+            name,
+            "mkdir -p /etc/systemd/system/segwatch@.service.d && printf '[Service]\\nWatchdogSec=3s\\n"
+            "RestartSec=1s\\nTimeoutAbortSec=2s\\n' > /etc/systemd/system/segwatch@.service.d/test.conf "
+            "&& systemctl daemon-reload",
+        )
         yield name
     finally:
         podman("rm", "--force", "--time", "0", name, timeout=120, check=False)
@@ -149,22 +155,11 @@ def test_ready_comes_after_the_catch_up(machine):
     assert "train@3" in status
 
 
-def faster(machine: str, unit: str) -> None:
-    """A drop-in so the test need not wait minutes: a short watchdog, quick restarts, quick aborts."""
-    run(
-        machine,
-        f"mkdir -p /etc/systemd/system/{unit}.d && printf '[Service]\\nWatchdogSec=3s\\nRestartSec=1s\\n"
-        f"TimeoutAbortSec=2s\\n' > /etc/systemd/system/{unit}.d/test.conf && systemctl daemon-reload "
-        f"&& systemctl restart {unit}",
-    )
-
-
 def test_a_stuck_daemon_is_killed_by_the_watchdog_and_restarted(machine):
     unit = "segwatch@exp42.service"
-    faster(machine, unit)
     # Pings come while the loop runs: a healthy daemon outlives several watchdog periods.
     before = show(machine, unit)
-    time.sleep(8)
+    time.sleep(7)
     assert show(machine, unit) == before, "a healthy daemon was restarted"
     run(machine, f"kill -STOP {before['MainPID']}")
     wait_until(lambda: int(show(machine, unit)["NRestarts"]) > int(before["NRestarts"]), 60, "a restart")
@@ -174,7 +169,6 @@ def test_a_stuck_daemon_is_killed_by_the_watchdog_and_restarted(machine):
 
 def test_a_crash_is_restarted(machine):
     unit = "segwatch@exp43.service"
-    faster(machine, unit)
     before = show(machine, unit)
     run(machine, f"kill -KILL {before['MainPID']}")
     wait_until(lambda: int(show(machine, unit)["NRestarts"]) > int(before["NRestarts"]), 60, "a restart")
@@ -186,7 +180,7 @@ def test_exit_2_a_bad_config_is_not_restarted(machine):
     run(machine, "printf 'watch:\\n  root: /srv/dumps/bad\\ntensorboard: {}\\n' > /etc/segwatch/bad.yaml")
     unit = "segwatch@bad.service"
     assert run(machine, f"systemctl start {unit}", check=False).returncode != 0
-    time.sleep(7)  # longer than RestartSec=5s: a restart would have happened by now
+    time.sleep(3)  # longer than RestartSec=1s: a restart would have happened by now
     state = show(machine, unit)
     assert (state["ActiveState"], state["ExecMainStatus"], state["NRestarts"]) == ("failed", "2", "0")
     assert "tensorboard.logdir" in run(machine, f"journalctl -u {unit} --no-pager -o cat").stdout
