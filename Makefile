@@ -4,11 +4,12 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test lint unit bench fuzz fuzz-long soak screenshots clean
+.PHONY: venv demo test lint unit bench fuzz fuzz-long soak screenshots constraints clean
 
-$(STAMP): pyproject.toml
+# The runtime dependencies at the versions the container image pins, so the suite tests what the image ships.
+$(STAMP): pyproject.toml deploy/docker/constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check --constraint deploy/docker/constraints.txt -e '.[dev]'
 	touch $@
 
 venv: $(STAMP)
@@ -52,6 +53,10 @@ fuzz-long: $(STAMP)
 # The daemon against a steady producer for 10 minutes: memory, open files and throughput must stay flat.
 soak: $(STAMP)
 	$(BIN)/python tests/bench/soak.py
+
+# Pin the container image's dependencies to the versions installed here (after an upgrade of the venv).
+constraints: $(STAMP)
+	$(BIN)/python deploy/docker/pin.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -229,6 +229,15 @@ def _optional_integer(value: object) -> int | None:
     return value
 
 
+def _retention(value: object) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise ValueError(
+            "expected null (keep every dump file), 0 (remove an epoch's files once logged) or the number of "
+            f"logged epochs per run whose files are kept, got {value!r}"
+        )
+    return value
+
+
 def _path_text(value: object, wanted: str) -> str:
     text = os.fspath(value) if isinstance(value, os.PathLike) else value
     if not isinstance(text, str) or not text.strip():
@@ -338,6 +347,13 @@ class WatchConfig(BaseModel):
     incomplete_timeout: PositiveSeconds = Field(
         default=600.0,
         description="A file still shorter than its header promises after this long is reported (once).",
+    )
+    retention: Annotated[int | None, BeforeValidator(_retention)] = Field(
+        default=None,
+        description="Remove dump files once they are logged, so the dump volume never fills: null keeps "
+        "everything, N keeps the files of each run's last N logged epochs, 0 removes an epoch's files as soon "
+        "as it is committed. Only the gt/pred/image files segwatch read for a logged epoch are removed: never "
+        "a set-aside epoch, a trigger, the fixed ground truth or a file changed since.",
     )
 
     @field_validator("root", mode="before")

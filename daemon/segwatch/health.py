@@ -160,6 +160,16 @@ class Health:
         self._ready_gauge = Gauge(
             "segwatch_ready", "1 once the start-up catch-up scan is done, else 0.", registry=self.registry
         )
+        self._removed_files = Counter(
+            "segwatch_dump_files_removed",
+            "Dump files removed after their epoch was logged (watch.retention).",
+            registry=self.registry,
+        )
+        self._removed_bytes = Counter(
+            "segwatch_dump_bytes_removed",
+            "Bytes of dump files removed after their epoch was logged (watch.retention).",
+            registry=self.registry,
+        )
         self.registry.register(_SinceLastLogged(self))
 
     # --- reports from the daemon loop -----------------------------------------------------------------
@@ -185,6 +195,11 @@ class Health:
         with self._lock:
             self._stopping = True
             self._ready_gauge.set(0)
+
+    def record_removed(self, run: str, epoch: int, files: int, size: int) -> None:
+        """Dump retention removed `files` files (`size` bytes) of a logged epoch."""
+        self._removed_files.inc(files)
+        self._removed_bytes.inc(size)
 
     def record(self, run: str, epoch: int, outcome: Outcome, seconds: float) -> None:
         """One artifact handled: counts it by outcome; a logged one also times it and moves the run's gauges."""

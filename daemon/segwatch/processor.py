@@ -12,7 +12,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from segwatch.errors import ArtifactError, NotReadyError, RetryableError, SinkError
@@ -62,6 +62,8 @@ class Processor:
         self.ledger = ledger
         # Per run, an epoch a dead process may have written in part, with the tags it did write.
         self.in_flight = dict(in_flight or {})
+        # Called with each artifact once the ledger records it (dump retention removes its files then).
+        self.on_commit: Callable[[Artifact], None] | None = None
 
     def floor(self, run: str) -> int | None:
         """The highest epoch of `run` that is, or may be, in the event files."""
@@ -143,6 +145,8 @@ class Processor:
             self.ledger.commit(run, epoch, fingerprint=fingerprint)
         self.in_flight.pop(run, None)
         self.renderer.committed(run, epoch)
+        if self.on_commit is not None:
+            self.on_commit(artifact)
         if not missing:
             log.info(
                 "run=%s epoch=%d was whole in the event files; recorded it, wrote nothing", run or ".", epoch

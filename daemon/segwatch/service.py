@@ -23,6 +23,7 @@ from segwatch.pipeline import Renderer
 from segwatch.processor import Outcome, Processor, describe_exception
 from segwatch.readiness import Readiness
 from segwatch.recovery import reconcile
+from segwatch.retention import Retention, attach_retention
 from segwatch.signals import EXIT_ABANDONED, Grace, capture_signals
 from segwatch.sink import EventSink
 from segwatch.watcher import scan_tree
@@ -116,6 +117,7 @@ def run_once(config: Config) -> Tally:
         )
     with holding("once") as locks:
         processor = open_processor(config, locks)
+        attach_retention(config, processor)
         try:
             _process_all(processor, artifacts, tally)
         finally:
@@ -176,6 +178,7 @@ class Daemon:
         self.locks = Locks("run")
         # Set when the logdir vanished under us: serve again, the ledger rebuilt from what is on disk.
         self._restart: str | None = None
+        self.retention: Retention | None = None
 
     # --- hints from the observer thread -------------------------------------------------------------
     def _on_change(self, relative: str) -> None:
@@ -250,6 +253,7 @@ class Daemon:
             root=root,
         )
         processor = open_processor(config, self.locks)
+        self.retention = attach_retention(config, processor, on_removed=self.health.record_removed)
         kind, reason = choose_observer(root, config.watch.observer)
         log.info("watching %s with the %s observer: %s", root, kind, reason)
         watcher = Watcher(
@@ -441,8 +445,11 @@ class Daemon:
         self.notifier.status(self._status_line(readiness))
 
     def _status_line(self, readiness: Readiness) -> str:
-        return status_line(
+        line = status_line(
             len(readiness), self.last_logged, output_failing=self.output_failing_since is not None
+        )
+        return (
+            line if self.retention is None else f"{line}; removed {self.retention.removed_files} dump files"
         )
 
     def status(self, readiness: Readiness) -> str:
@@ -456,7 +463,12 @@ class Daemon:
             if self.output_failing_since is None
             else f"; output failing for {now - self.output_failing_since:.0f} s"
         )
-        return f"backlog {len(readiness)} epochs; last logged: {runs or 'none yet'}{failing}"
+        removed = (
+            ""
+            if self.retention is None
+            else f"; removed {self.retention.removed_files} dump files ({self.retention.removed_bytes} bytes)"
+        )
+        return f"backlog {len(readiness)} epochs; last logged: {runs or 'none yet'}{failing}{removed}"
 
 
 def _deadline(period: float) -> float:
