@@ -44,6 +44,7 @@ def config_with(write_config, palette: str, **compose):
             "size": [SIZE, SIZE],
             "resize": "stretch",
             "legend": "none",
+            "headers": False,
             "palette": PALETTES[palette],
             **compose,
         },
