@@ -680,3 +680,18 @@ def test_viewer_items_are_a_count_or_distinct_indices() -> None:
         assert any(
             reason in p and "viewer.items" in p for p in problems_of(minimal() | {"viewer": {"items": bad}})
         ), bad
+
+
+@pytest.mark.parametrize("num_classes, ignore_index", [(300, 255), (5, 0), (256, 255)])
+def test_an_ignore_index_inside_the_class_range_is_refused_naming_the_key(num_classes, ignore_index) -> None:
+    with pytest.raises(ConfigError, match=r"compose\.ignore_index: .* is also a class id"):
+        config_from_mapping(
+            minimal(compose={"num_classes": num_classes, "ignore_index": ignore_index}), env={}
+        )
+
+
+def test_a_probability_pred_kind_needs_two_classes() -> None:
+    with pytest.raises(ConfigError, match=r"compose\.pred_kind: .*needs num_classes 2, got num_classes 5"):
+        config_from_mapping(minimal(compose={"num_classes": 5, "pred_kind": "probability"}), env={})
+    config = config_from_mapping(minimal(compose={"num_classes": 2, "pred_kind": "probability"}), env={})
+    assert config.compose.pred_kind == "probability"

@@ -27,14 +27,20 @@ def test_matching_non_matching_and_incomplete_paths(tmp_path, write_config):
     config = load_config(write_config())
 
     lines = explain(config)
-    text = "\n".join(lines)
+    # Without paths: only the files no pattern matches, sorted and grouped by directory, then the epochs.
+    start = lines.index("files matching no pattern (2):")
+    assert lines[start + 1] == "  exp/epoch-4/"
+    assert lines[start + 2].startswith("    gt.npy: ")
+    assert "segment 2 'epoch-4' does not match 'epoch_{epoch}'" in lines[start + 2]
+    assert lines[start + 3] == "  exp/epoch_2/"
+    assert lines[start + 4].startswith("    logits.npy: ")
+    assert lines[start + 5] == "epochs (3):"
+    assert not any("gt of run exp" in line for line in lines)
+    one = explain(config, [str(root / "exp/epoch_2/gt.npy")])
     assert (
-        f"{root / 'exp/epoch_2/gt.npy'}: gt of run exp, epoch 2 (TensorBoard step 2) via watch.pattern"
-        in text
+        one[1]
+        == f"{root / 'exp/epoch_2/gt.npy'}: gt of run exp, epoch 2 (TensorBoard step 2) via watch.pattern"
     )
-    assert f"{root / 'exp/epoch-4/gt.npy'}: matches nothing" in text
-    assert "segment 2 'epoch-4' does not match 'epoch_{epoch}'" in text
-    assert f"{root / 'exp/epoch_2/logits.npy'}: matches nothing" in text
     assert "  exp@1: done (in the ledger)" in lines
     assert any(line.startswith("  exp@2: complete: logged next") for line in lines)
     assert "  exp@3: waiting for gt" in lines
@@ -69,7 +75,9 @@ def test_roles_trigger_and_short_files(tmp_path, write_config):
     )
     lines = explain(config)
     assert f"fixed gt: {root / 'val/gt.npy'} (present, shared by every epoch)" in lines
-    assert any("the trigger of run r, epoch 1" in line for line in lines)
+    assert "files matching no pattern: none" in lines
+    trigger = explain(config, [str(root / "r" / "ckpt" / "ckpt-1.index")])
+    assert "the trigger of run r, epoch 1" in trigger[2]
     assert any(line.startswith("  r@1: complete: logged next (its trigger is present)") for line in lines)
     assert any(line.startswith("  r@2: waiting: ") and "still being written" in line for line in lines)
     assert "  r@3: waiting for the trigger ({run}/ckpt/ckpt-{epoch}.index)" in lines

@@ -300,6 +300,8 @@ def test_argmax_equals_numpy_on_any_finite_or_infinite_scores(class_first: np.nd
 @pytest.mark.parametrize("class_count", [1, 4])
 def test_nan_in_scores_names_the_file(dtype: str, sign: float, class_count: int) -> None:
     pred = scores((2, class_count, 4, 4), seed=6, dtype=dtype)
+    if class_count == 1:  # a single channel is a probability map: values in [0, 1]
+        pred = (1 / (1 + np.exp(-pred.astype(np.float64)))).astype(dtype)
     pred[1, class_count - 1, 2, 3] = sign * np.nan
 
     with pytest.raises(ArtifactError) as excinfo:
@@ -426,3 +428,75 @@ def test_items_are_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         item.gt = labels((2, 2))  # type: ignore[misc]
     assert isinstance(item, Item)
+
+
+# --- what a prediction is: decided by rule ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64", ">f4"])
+@pytest.mark.parametrize("num_classes", [2, 5])
+def test_float_class_ids_with_gts_shape_are_labels(dtype: str, num_classes: int) -> None:
+    gt = np.random.default_rng(1).integers(0, num_classes, size=(2, 9, 7)).astype(np.uint8)
+
+    items = normalise(gt, gt.astype(dtype), None, num_classes=num_classes)
+
+    np.testing.assert_array_equal(np.stack([item.pred for item in items]), gt)
+    assert all(np.issubdtype(item.pred.dtype, np.integer) for item in items)
+
+
+def test_float_class_ids_are_confirmed_exactly_beyond_the_sample() -> None:
+    # Big enough that the sample skips most values: the one fractional value is found by the full read.
+    pred = np.random.default_rng(2).integers(0, 5, size=(200, 200)).astype(np.float32)
+    pred[123, 77] = 2.5
+    assert (np.arange(pred.size)[:: pred.size // 4096] != 123 * 200 + 77).all()
+
+    with pytest.raises(
+        ArtifactError, match=r"^/d/e3/pred\.npy: pred holds float class ids but 1 values are not"
+    ):
+        normalise(labels((200, 200)), pred, None, num_classes=5, names=NAMES)
+
+
+def test_a_probability_map_with_more_than_two_classes_is_an_error_naming_everything() -> None:
+    pred = np.linspace(0.05, 0.95, 12, dtype=np.float32).reshape(3, 4)
+
+    with pytest.raises(ArtifactError) as excinfo:
+        normalise(labels((3, 4)), pred, None, num_classes=5, names=NAMES)
+
+    message = str(excinfo.value)
+    for part in ("/d/e3/pred.npy", "shape (3, 4)", "float32", "values 0.05 to 0.95", "num_classes 5"):
+        assert part in message
+    assert "compose.pred_kind" in message
+
+
+@pytest.mark.parametrize("class_axis", ["first", "last"])
+def test_a_single_channel_map_with_more_than_two_classes_is_an_error(class_axis: str) -> None:
+    plane = np.random.default_rng(3).random((2, 4, 4)).astype(np.float32)
+    pred = plane[:, None] if class_axis == "first" else plane[..., None]
+
+    with pytest.raises(ArtifactError, match=r"single-channel pred .* needs num_classes 2.*num_classes 5"):
+        normalise(labels((2, 4, 4)), pred, None, class_axis=class_axis, num_classes=5)  # type: ignore[arg-type]
+
+
+def test_probabilities_outside_the_unit_interval_are_an_error() -> None:
+    pred = np.array([[-0.5, 0.25], [1.5, 0.75]], dtype=np.float32)
+
+    with pytest.raises(ArtifactError, match=r"values -0\.5 to 1\.5"):
+        normalise(labels((2, 2)), pred, None, num_classes=2)
+
+
+def test_pred_kind_says_it_outright() -> None:
+    probabilities = np.array([[0.0, 1.0], [1.0, 0.0]], dtype=np.float32)
+    (item,) = normalise(labels((2, 2)), probabilities, None, num_classes=2, pred_kind="probability")
+    assert item.pred.tolist() == [[0, 1], [1, 0]]
+
+    with pytest.raises(ArtifactError, match="pred_kind: labels needs pred with gt's shape"):
+        normalise(labels((2, 2)), scores((3, 2, 2)), None, num_classes=3, pred_kind="labels")
+    with pytest.raises(ArtifactError, match="pred_kind: scores needs a class axis"):
+        normalise(labels((2, 2)), probabilities, None, num_classes=2, pred_kind="scores")
+    with pytest.raises(ArtifactError, match="not whole numbers"):
+        normalise(labels((2, 2)), probabilities + 0.5, None, num_classes=5, pred_kind="labels")
+
+
+def test_a_shape_that_fits_the_other_class_axis_says_so() -> None:
+    with pytest.raises(ArtifactError, match=r"this shape fits compose\.class_axis: last"):
+        normalise(labels((2, 8, 6)), scores((2, 8, 6, 5)), None, class_axis="first", names=NAMES)

@@ -125,3 +125,26 @@ def test_voc_generator_is_injective_over_many_indices() -> None:
     colours = voc_colours(np.arange(1 << 16)).astype(np.int64)
     keys = (colours[:, 0] << 16) | (colours[:, 1] << 8) | colours[:, 2]
     assert np.unique(keys).size == 1 << 16
+
+
+# --- reserved colours: a perceptual distance from every class, not just inequality ------------------------
+
+
+@pytest.mark.parametrize(("name", "count"), [("voc", 21), ("cityscapes", 19), ("ade20k", 150), ("voc", 2)])
+def test_reserved_colours_keep_their_delta_e_from_every_builtin_class(name: str, count: int) -> None:
+    from segwatch.palettes import MIN_RESERVED_DELTA_E, delta_e, reserved_colours
+
+    palette = build_palette(name, count)
+    reserved = reserved_colours(palette)
+    assert delta_e(reserved, palette).min() >= MIN_RESERVED_DELTA_E
+    mutual = delta_e(reserved, reserved)[~np.eye(len(reserved), dtype=bool)]
+    assert mutual.min() >= 10
+
+
+def test_reserved_colours_keep_their_delta_e_from_random_custom_palettes() -> None:
+    from segwatch.palettes import MIN_RESERVED_DELTA_E, delta_e, reserved_colours
+
+    rng = np.random.default_rng(15)
+    for _ in range(200):
+        palette = rng.integers(0, 256, size=(int(rng.integers(1, 61)), 3)).astype(np.uint8)
+        assert delta_e(reserved_colours(palette), palette).min() >= MIN_RESERVED_DELTA_E, palette.tolist()

@@ -69,6 +69,7 @@ Legend = Literal["none", "present", "all"]
 Select = Literal["first", "worst", "random"]
 Resize = Literal["letterbox", "stretch"]
 ClassAxis = Literal["first", "last"]
+PredKind = Literal["auto", "labels", "scores", "probability"]
 PaletteSpec = str | tuple[tuple[int, int, int], ...]
 
 # A scheme such as gs:// or s3:// marks a logdir that TensorFlow's filesystem layer opens, not a local path.
@@ -516,9 +517,19 @@ class ComposeConfig(BaseModel):
         description="Where score predictions keep their class axis: first for (N, C, H, W), last for "
         "(N, H, W, C).",
     )
+    pred_kind: Annotated[PredKind, _one_of(PredKind)] = Field(
+        default="auto",
+        description="What a prediction array holds: labels (class ids, integer or whole-number floats, gt's "
+        "shape), scores (one float channel per class on class_axis, argmax-ed), probability (a [0, 1] map of "
+        "class 1, gt's shape or one channel, thresholded; needs num_classes 2), or auto: integers are labels; "
+        "floats with gt's shape are labels when every value is a whole number, a probability when "
+        "num_classes is 2 and values lie in [0, 1], else the epoch is set aside with the reason; floats "
+        "with a class axis are scores.",
+    )
     threshold: Annotated[float, BeforeValidator(_unit_interval)] = Field(
         default=0.5,
-        description="Probability above which a single-channel prediction counts as class 1; in (0, 1).",
+        description="Probability above which a probability map (pred_kind probability) counts as class 1; "
+        "in (0, 1).",
     )
     volume_slices: Annotated[int, _integer(0)] = Field(
         default=0,
@@ -734,6 +745,16 @@ class Config(BaseModel):
                 f"items (compose.max_items) makes composites of {pixels:,} pixels, above "
                 f"limits.max_pixels ({limit:,}); lower compose.size or compose.max_items, or raise "
                 "limits.max_pixels"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _pred_kind_fits(self) -> Config:
+        compose = self.compose
+        if compose.pred_kind == "probability" and compose.num_classes != 2:
+            raise ValueError(
+                "compose.pred_kind: probability maps are thresholded into classes 0 and 1, which needs "
+                f"num_classes 2, got num_classes {compose.num_classes}; use scores or labels"
             )
         return self
 

@@ -12,9 +12,11 @@ from pathlib import Path
 from segwatch.archives import check_archive, is_archive
 from segwatch.config import Config
 from segwatch.errors import ArtifactError, NotReadyError
+from segwatch.fingerprints import config_fingerprint, set_aside_fingerprint
 from segwatch.layout import TRIGGER, Artifact, ArtifactKey, DumpLayout, Pending
 from segwatch.ledger import Ledger, open_ledger
 from segwatch.loading import check_complete
+from segwatch.processor import artifact_fingerprint
 from segwatch.watcher import scan_tree
 
 
@@ -32,18 +34,18 @@ def explain(config: Config, paths: Sequence[str] = (), *, cwd: Path | None = Non
     layout = config.dump_layout()
     root = Path(config.watch.root)
     everything = list(scan_tree(root)) if root.is_dir() else []
-    reports = (
-        [describe_path(config, layout, root, path, cwd=cwd) for path in paths]
-        if paths
-        else [describe_path(config, layout, root, str(root / relative)) for relative in everything]
-    )
     lines = [f"root {root}: patterns " + "; ".join(f"{s.key} {s.template!r}" for s in layout.sources)]
     for role, path in sorted(config.fixed_files.items()):
         state = "present" if os.path.isfile(path) else "MISSING"
         lines.append(f"fixed {role}: {path} ({state}, shared by every epoch)")
-    for report in reports:
-        lines.append(f"{report.shown}: {report.lines[0]}")
-        lines.extend(f"    {line}" for line in report.lines[1:])
+    if paths:
+        reports = [describe_path(config, layout, root, path, cwd=cwd) for path in paths]
+        for report in reports:
+            lines.append(f"{report.shown}: {report.lines[0]}")
+            lines.extend(f"    {line}" for line in report.lines[1:])
+    else:
+        reports = []
+        lines.extend(_unmatched_files(config, layout, root, everything))
 
     keyed = [(key, str(root / relative)) for relative in everything for key in layout.keys(relative)]
     complete, pending = layout.group(keyed, config.required_roles, fixed_files=config.fixed_files)
@@ -56,6 +58,30 @@ def explain(config: Config, paths: Sequence[str] = (), *, cwd: Path | None = Non
     ]
     lines.append(f"epochs ({len(shown)}):" if shown else "epochs: none found under the root")
     lines.extend(f"  {label}: {text}" for label, text in shown)
+    return lines
+
+
+def _unmatched_files(config: Config, layout: DumpLayout, root: Path, everything: list[str]) -> list[str]:
+    """The files under the root that no pattern matches, sorted and grouped by directory, with the reasons.
+
+    Matching files are the epoch table's business, and directories are never dump files themselves."""
+    fixed = {os.path.abspath(path) for path in config.fixed_files.values()}
+    by_directory: dict[str, list[PathReport]] = {}
+    for relative in sorted(everything):
+        absolute = root / relative
+        if absolute.is_dir() or os.path.abspath(absolute) in fixed or layout.matches(relative):
+            continue
+        directory, _, name = relative.rpartition("/")
+        report = describe_path(config, layout, root, str(absolute))
+        by_directory.setdefault(directory, []).append(PathReport(name, report.keys, report.lines))
+    count = sum(len(reports) for reports in by_directory.values())
+    if not count:
+        return ["files matching no pattern: none"]
+    lines = [f"files matching no pattern ({count}):"]
+    for directory, reports in sorted(by_directory.items()):
+        lines.append(f"  {directory or '.'}/")
+        for report in reports:
+            lines.append(f"    {report.shown}: {'; '.join(report.lines[1:]) or report.lines[0]}")
     return lines
 
 
@@ -143,7 +169,19 @@ def _complete_status(config: Config, artifact: Artifact, ledger: Ledger) -> str:
         return "done (in the ledger)"
     record = ledger.runs.get(run)
     if record is not None and epoch in record.set_aside:
-        return f"set aside (until its files change): {record.set_aside[epoch].reason}"
+        entry = record.set_aside[epoch]
+        now = set_aside_fingerprint(artifact_fingerprint(artifact), config_fingerprint(config))
+        if entry.fingerprint == now:
+            return f"set aside (until its files or the config change): {entry.reason}"
+        # Files or config changed since: the old reason may no longer hold, and the epoch is tried again.
+        earlier = f" (set aside earlier for: {entry.reason}; its files or the config changed since)"
+        return _fresh_status(config, artifact, ledger) + earlier
+    return _fresh_status(config, artifact, ledger)
+
+
+def _fresh_status(config: Config, artifact: Artifact, ledger: Ledger) -> str:
+    """Where an epoch stands that is neither done nor set aside under the current files and config."""
+    run, epoch = artifact.run, artifact.epoch
     last = ledger.last_epoch(run)
     if last is not None and epoch < last:
         return f"complete but late: epoch {last} is already logged, so this one is skipped"

@@ -5,7 +5,9 @@ sockets and takes its clocks as parameters. `HealthServer` only serves those res
 thread. The endpoint is off by default and binds 127.0.0.1 unless configured otherwise.
 
     /healthz   200 while the daemon loop has made progress within `stale_after`, else 503 (liveness)
-    /readyz    200 once the start-up catch-up scan is done, 503 before it and while stopping (readiness)
+    /readyz    200 once the start-up catch-up scan is done; 503 before it, while stopping, and while writing to
+               the logdir fails (the reason in the body); a warning such as "no pattern matches the dump
+               files" stays 200, with the warning in the body (readiness: is this instance doing its job?)
     /idle      200 once nothing is pending and nothing was logged for `quiet` seconds, waiting at most
                `wait` seconds for that (a pre-stop hook: let the last epochs through before SIGTERM)
     /metrics   Prometheus exposition of a per-daemon registry (OpenMetrics if the scraper asks for it)
@@ -109,6 +111,8 @@ class Health:
         self._backlog = 0
         self._last_busy = clock()
         self._last_logged_wall: float | None = None
+        self._output_problem = ""
+        self._warning = ""
 
         self.registry = CollectorRegistry(auto_describe=True)
         self._logged = Counter(
@@ -155,6 +159,11 @@ class Health:
         self._output_failing = Gauge(
             "segwatch_output_failing",
             "1 while writing to the logdir fails and epochs wait for a retry, else 0.",
+            registry=self.registry,
+        )
+        self._unmatched_gauge = Gauge(
+            "segwatch_unmatched_files",
+            "Dump files (.npy/.npz) under the root that match no pattern, at the last full scan.",
             registry=self.registry,
         )
         self._ready_gauge = Gauge(
@@ -225,8 +234,18 @@ class Health:
     def record_redump(self) -> None:
         self._redumped.inc()
 
-    def set_output_failing(self, failing: bool) -> None:
+    def set_output_failing(self, failing: bool, reason: str = "") -> None:
+        """The output broke (with the reason) or works again; /readyz fails meanwhile: a restart would not fix
+        a read-only or full disk, so /healthz stays about the loop."""
+        with self._lock:
+            self._output_problem = (reason or "writing to the logdir fails") if failing else ""
         self._output_failing.set(1 if failing else 0)
+
+    def set_unmatched(self, count: int, warning: str = "") -> None:
+        """Unmatched dump files at the last scan, and the warning to show while nothing matches."""
+        with self._lock:
+            self._warning = warning
+        self._unmatched_gauge.set(count)
 
     def seconds_since_last_logged(self) -> float | None:
         with self._lock:
@@ -247,10 +266,14 @@ class Health:
     def readyz(self) -> Response:
         with self._lock:
             ready, stopping = self._ready, self._stopping
+            output_problem, warning = self._output_problem, self._warning
         if stopping:
             return _text(HTTPStatus.SERVICE_UNAVAILABLE, "stopping")
+        if output_problem:
+            return _text(HTTPStatus.SERVICE_UNAVAILABLE, f"output failing: {output_problem}")
         if ready:
-            return _text(HTTPStatus.OK, "ready: the start-up scan is done")
+            line = "ready: the start-up scan is done"
+            return _text(HTTPStatus.OK, f"{line}; warning: {warning}" if warning else line)
         return _text(HTTPStatus.SERVICE_UNAVAILABLE, "starting: the start-up scan is not done yet")
 
     def idle(self, *, quiet: float = 2.0, wait: float = 0.0) -> Response:

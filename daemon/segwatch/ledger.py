@@ -173,6 +173,25 @@ class Ledger:
         record.keep(epoch, fingerprint)
         self._change({**self.runs, run: record}, {"run": run, "fingerprints": {str(epoch): fingerprint}})
 
+    def forget(self, run: str) -> None:
+        """Drop everything recorded for `run` (its history is about to be logged again), durably.
+
+        The snapshot is written without the run first, then the journal emptied: replaying it would bring the
+        run's old entries back. (A crash between the two is finished by the relog that called this.)"""
+        self._save({**self.runs, run: RunRecord()})
+        self._clear_journal()
+
+    def _clear_journal(self) -> None:
+        if storage.is_url(self.path) or not os.path.exists(self.journal_path):
+            return
+        fd = os.open(self.journal_path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.ftruncate(fd, 0)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self._journal_bytes = 0
+
     def set_aside(self, run: str, epoch: int, *, reason: str, fingerprint: str) -> None:
         old = self.runs.get(run, RunRecord())
         record = RunRecord(
@@ -280,6 +299,9 @@ class RunLedgers(Ledger):
 
     def compact(self) -> None:
         return
+
+    def _clear_journal(self) -> None:
+        return  # each run's file is rewritten whole: there is no journal
 
     def _save(self, runs: dict[str, RunRecord]) -> None:
         # Only the runs whose record changed are written; each into its own directory's file.

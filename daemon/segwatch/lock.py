@@ -63,9 +63,17 @@ class Locks:
         key = os.path.realpath(directory)
         if key in self._held:
             return False
-        os.makedirs(directory, exist_ok=True)
         path = os.path.join(directory, LOCK_NAME)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            os.makedirs(directory, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise
+            # A logdir nobody can write (read-only, wrong owner) is an output failure, reported as one when the
+            # first epoch is written (/readyz 503, status), not a crash at start-up.
+            log.warning("%s: cannot create the lock (%s); nothing can be written there", path, exc.strerror)
+            return False
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:

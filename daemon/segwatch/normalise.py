@@ -18,6 +18,8 @@ from segwatch.errors import ArtifactError
 from segwatch.filearrays import FileArray, Stored
 
 ClassAxis = Literal["first", "last"]
+# What pred holds: auto decides by rule (see _pred_label_maps); the others say it outright.
+PredKind = Literal["auto", "labels", "scores", "probability"]
 
 # Scores are processed in row blocks whose working copy stays this small, so the per-class passes hit cache.
 _WORK_BUFFER_BYTES = 4 << 20
@@ -51,10 +53,16 @@ def normalise(
     class_axis: ClassAxis = "first",
     threshold: float = 0.5,
     names: Mapping[str, str] | None = None,
+    pred_kind: PredKind = "auto",
+    num_classes: int = 2,
 ) -> list[Item]:
     """Split (H, W) or (N, H, W) arrays into items, turning scores into label maps and images into RGB uint8.
 
-    `names` maps a role ("gt", "pred", "image") to its file, so that errors name the file at fault.
+    `names` maps a role ("gt", "pred", "image") to its file, so that errors name the file at fault. What pred
+    holds follows `pred_kind`; with auto: integers are class ids; floats with gt's shape are class ids when
+    every value is a whole number, a probability map when `num_classes` is 2 and they lie in [0, 1], else an
+    error; floats with a class axis are per-class scores (argmax), a single channel a probability map (two
+    classes only).
     """
     if class_axis not in ("first", "last"):
         raise ValueError(f"class_axis must be 'first' or 'last', got {class_axis!r}")
@@ -68,7 +76,17 @@ def normalise(
         raise _bad("gt", names, f"gt must hold integer class ids, got {gt.dtype}")
 
     gt_items = _split(_bool_as_uint8(gt), gt)
-    pred_items = _pred_label_maps(gt, pred, class_axis=class_axis, threshold=threshold, names=names)
+    if pred_kind not in ("auto", "labels", "scores", "probability"):
+        raise ValueError(f"pred_kind must be auto, labels, scores or probability, got {pred_kind!r}")
+    pred_items = _pred_label_maps(
+        gt,
+        pred,
+        class_axis=class_axis,
+        threshold=threshold,
+        names=names,
+        pred_kind=pred_kind,
+        num_classes=num_classes,
+    )
     image_items: list[Stored | None] = (
         [None] * len(gt_items) if image is None else list(_images(gt, image, names))
     )
@@ -86,15 +104,41 @@ def _item_files(names: Mapping[str, str], index: int, *, batched: bool) -> dict[
 
 
 def _pred_label_maps(
-    gt: Stored, pred: Stored, *, class_axis: ClassAxis, threshold: float, names: Mapping[str, str]
+    gt: Stored,
+    pred: Stored,
+    *,
+    class_axis: ClassAxis,
+    threshold: float,
+    names: Mapping[str, str],
+    pred_kind: PredKind = "auto",
+    num_classes: int = 2,
 ) -> list[Stored]:
+    """pred as (H, W) label maps, by rule: what the array is follows from its dtype, shape and values (or from
+    `pred_kind`), never from a guess that could be silently wrong."""
     if pred.dtype.kind not in "biuf":
         raise _bad("pred", names, f"pred must hold integer class ids or float scores, got {pred.dtype}")
+    context = _PredContext(gt, pred, names, class_axis, num_classes)
     if pred.shape == gt.shape:
+        if pred_kind == "scores":
+            raise context.error(
+                "pred_kind: scores needs a class axis, but pred has gt's shape",
+                "save the scores with their class axis, or set compose.pred_kind: auto",
+            )
         if pred.dtype.kind != "f":
+            if pred_kind == "probability":
+                raise context.error(
+                    "pred_kind: probability needs float values in [0, 1], but pred holds integers",
+                    "set compose.pred_kind: labels (or auto) for integer class ids",
+                )
             return _split(_bool_as_uint8(pred), gt)
-        nan_message = _prefix("pred", names) + f"pred probabilities contain NaN (shape {pred.shape})"
-        return [_thresholded(item, threshold, nan_message) for item in _split(pred, gt)]
+        # Read once (it may still be on disk): the kind is decided on a sample of it, each item converted from it.
+        values = np.asarray(pred)
+        context = _PredContext(gt, values, names, class_axis, num_classes)
+        kind = pred_kind if pred_kind != "auto" else _float_kind(context)
+        items = [values[index] for index in range(values.shape[0])] if gt.ndim == 3 else [values]
+        if kind == "labels":
+            return [_integral_labels(item, context) for item in items]
+        return [_probability_labels(item, threshold, context) for item in items]
 
     # Where the class axis sits in pred, counted in gt's axes: before (H, W) or after them.
     class_axis_index = gt.ndim - 2 if class_axis == "first" else gt.ndim
@@ -111,8 +155,26 @@ def _pred_label_maps(
                 "(only float scores carry a class axis)",
             )
         if spatial == gt.shape:
+            channels = pred.shape[class_axis_index]
+            if pred_kind == "labels":
+                raise context.error(
+                    "pred_kind: labels needs pred with gt's shape, but pred has a class axis",
+                    "save class ids with gt's shape, or set compose.pred_kind: scores",
+                )
+            if channels == 1:
+                if pred_kind == "scores":
+                    raise context.error(
+                        "pred_kind: scores needs one channel per class, but pred has a single channel",
+                        "save one score channel per class",
+                    )
+                return [_single_channel(item, class_axis, threshold, context) for item in _split(pred, gt)]
+            if pred_kind == "probability":
+                raise context.error(
+                    f"pred_kind: probability needs one channel, but pred has {channels} on its class axis",
+                    "set compose.pred_kind: scores (or auto) for per-class scores",
+                )
             nan_message = _prefix("pred", names) + f"pred scores contain NaN (shape {pred.shape})"
-            return [_scores_to_labels(item, class_axis, threshold, nan_message) for item in _split(pred, gt)]
+            return [_scores_to_labels(item, class_axis, nan_message) for item in _split(pred, gt)]
 
     expected: list[int | str] = list(gt.shape)
     expected.insert(class_axis_index, "C")
@@ -123,25 +185,132 @@ def _pred_label_maps(
         pred,
         names,
         expected=f"expected pred {gt.shape}, or scores ({', '.join(map(str, expected))}) "
-        f"with class_axis={class_axis!r}",
+        f"with class_axis={class_axis!r}" + _fitting_class_axis(gt, pred, class_axis),
     )
 
 
-def _scores_to_labels(
-    scores: Stored, class_axis: ClassAxis, threshold: float, nan_message: str
+def _fitting_class_axis(gt: Stored, pred: Stored, class_axis: ClassAxis) -> str:
+    """A hint when pred's shape would fit the other class axis."""
+    if pred.ndim != gt.ndim + 1:
+        return ""
+    other: ClassAxis = "last" if class_axis == "first" else "first"
+    index = gt.ndim - 2 if other == "first" else gt.ndim
+    if pred.shape[:index] + pred.shape[index + 1 :] == gt.shape:
+        return f"; this shape fits compose.class_axis: {other}"
+    return ""
+
+
+@dataclass(frozen=True, eq=False)
+class _PredContext:
+    """What a message about pred must name: the file, shape, dtype, value range and num_classes."""
+
+    gt: Stored
+    pred: Stored
+    names: Mapping[str, str]
+    class_axis: ClassAxis
+    num_classes: int
+
+    def error(self, problem: str, fix: str) -> ArtifactError:
+        low, high = _value_range(self.pred)
+        return _bad(
+            "pred",
+            self.names,
+            f"{problem}: pred shape {self.pred.shape}, dtype {self.pred.dtype}, values {low:g} to {high:g}, "
+            f"gt shape {self.gt.shape}, num_classes {self.num_classes}; {fix}",
+        )
+
+
+def _value_range(array: Stored) -> tuple[float, float]:
+    """min and max ignoring NaN (NaN if every value is NaN), for messages."""
+    values = np.asarray(array)
+    finite_or_inf = values[~np.isnan(values)] if values.dtype.kind == "f" else values
+    if finite_or_inf.size == 0:
+        return float("nan"), float("nan")
+    return float(finite_or_inf.min()), float(finite_or_inf.max())
+
+
+# How many evenly spaced values of a float pred decide, cheaply, whether it holds labels or probabilities.
+_KIND_SAMPLE = 4096
+
+
+def _float_kind(context: _PredContext) -> PredKind:
+    """`auto` for a float pred with gt's shape: labels if its values are whole numbers, a probability map if
+    num_classes is 2 and they lie in [0, 1], else an error. Decided on a strided sample (a memory map is not
+    read in full); the full read that follows confirms it exactly."""
+    flat = np.asarray(context.pred).reshape(-1)
+    sample = flat[:: max(1, flat.size // _KIND_SAMPLE)]
+    if np.isnan(sample).any():
+        raise ArtifactError(
+            _prefix("pred", context.names) + f"pred probabilities contain NaN (shape {context.pred.shape})"
+        )
+    if np.array_equal(sample, np.round(sample)):
+        return "labels"
+    if context.num_classes == 2 and sample.min() >= 0.0 and sample.max() <= 1.0:
+        return "probability"
+    raise context.error(
+        "float pred with gt's shape holds neither class ids (whole numbers) nor probabilities "
+        "(values in [0, 1] with num_classes 2)",
+        "save class ids (pred.argmax(axis=1)) or per-class scores with a class axis, or set "
+        "compose.pred_kind",
+    )
+
+
+def _integral_labels(values: np.ndarray, context: _PredContext) -> np.ndarray:
+    """Float class ids as integers, every value checked: the one full read of pred confirms the sample."""
+    if np.isnan(values).any():
+        raise context.error(
+            "pred holds float class ids but contains NaN", "save class ids as integers (pred.astype(int))"
+        )
+    low, high = float(values.min()), float(values.max())
+    if low < -(2**31) or high >= 2**31:
+        raise context.error("float class ids outside the int32 range", "save class ids as integers")
+    labels = values.astype(np.int32)
+    if not np.array_equal(labels, values):
+        fractional = np.asarray(values)[labels != values]
+        raise context.error(
+            f"pred holds float class ids but {fractional.size} values are not whole numbers "
+            f"(e.g. {float(fractional[0]):g})",
+            "save class ids as integers, or set compose.pred_kind: probability for a probability map",
+        )
+    return labels
+
+
+def _probability_labels(values: np.ndarray, threshold: float, context: _PredContext) -> np.ndarray:
+    if np.isnan(values).any():
+        raise ArtifactError(
+            _prefix("pred", context.names) + f"pred probabilities contain NaN (shape {context.pred.shape})"
+        )
+    if context.num_classes != 2:
+        raise context.error(
+            "a probability map is thresholded into classes 0 and 1, which needs num_classes 2",
+            "save per-class scores with a class axis, or class ids",
+        )
+    if float(values.min()) < 0.0 or float(values.max()) > 1.0:
+        raise context.error(
+            "probabilities must lie in [0, 1]", "apply a sigmoid first, or save class ids (pred > 0)"
+        )
+    return (values >= threshold).view(np.uint8)
+
+
+def _single_channel(
+    scores: Stored, class_axis: ClassAxis, threshold: float, context: _PredContext
 ) -> np.ndarray:
-    """One item's (C, H, W) or (H, W, C) scores → (H, W) labels."""
+    """One item's (1, H, W) or (H, W, 1) map: a probability map for two classes, never a silent threshold."""
+    values = np.asarray(scores)
+    plane = values[0] if class_axis == "first" else values[..., 0]
+    if context.num_classes != 2:
+        raise context.error(
+            "a single-channel pred is a probability map, which needs num_classes 2 (an argmax over one "
+            "channel is always class 0)",
+            "save one score channel per class, or class ids with gt's shape (squeeze the channel axis)",
+        )
+    return _probability_labels(plane, threshold, context)
+
+
+def _scores_to_labels(scores: Stored, class_axis: ClassAxis, nan_message: str) -> np.ndarray:
+    """One item's (C, H, W) or (H, W, C) scores, C > 1 → (H, W) labels."""
     by_class = scores if class_axis == "first" else scores.transpose((2, 0, 1))
-    if by_class.shape[0] == 1:
-        return _thresholded(by_class[0], threshold, nan_message)
     return argmax_over_classes(by_class, nan_message=nan_message)
-
-
-def _thresholded(probabilities: Stored, threshold: float, nan_message: str) -> np.ndarray:
-    probabilities = np.asarray(probabilities)  # read once, used twice
-    if np.isnan(probabilities).any():
-        raise ArtifactError(nan_message)
-    return (probabilities >= threshold).view(np.uint8)
 
 
 def argmax_over_classes(scores: Stored, *, nan_message: str = "scores contain NaN") -> np.ndarray:

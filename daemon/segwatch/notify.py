@@ -44,7 +44,7 @@ def _address(value: str) -> str:
 
 
 def status_line(
-    backlog: int, last_logged: Mapping[str, tuple[int, float]], *, output_failing: bool = False
+    backlog: int, last_logged: Mapping[str, tuple[int, float | None]], *, output_failing: bool = False
 ) -> str:
     """The STATUS= text: pending epochs and the last epoch of each run (`{run: (epoch, when)}`).
 

@@ -97,15 +97,17 @@ def _filesystem_verdict(root: Path, mounts: str | Path) -> tuple[bool, str]:
             False,
             f"the mount table {mounts} is unreadable ({error.strerror}); assuming {resolved} is local",
         )
+    # A root that does not exist yet is judged by the mount its path would be on, and the line says so.
+    subject = str(resolved) if resolved.exists() else f"{resolved} (which does not exist yet) would be"
     found = _mount_holding(resolved, mount_table)
     if found is None:
         return False, f"no mount in {mounts} holds {resolved}; assuming it is local"
     mount_point, fstype = found
     kind = _unseen_writers(fstype)
     if kind is None:
-        return False, f"{resolved} is on {fstype} (mounted at {mount_point}), a local filesystem"
+        return False, f"{subject} is on {fstype} (mounted at {mount_point}), a local filesystem"
     return True, (
-        f"{resolved} is on {fstype} ({kind} mounted at {mount_point}); "
+        f"{subject} is on {fstype} ({kind} mounted at {mount_point}); "
         "inotify only sees writes made through this machine's kernel"
     )
 

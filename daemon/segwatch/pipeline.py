@@ -13,6 +13,7 @@ from segwatch.compose import Composite, IndexSpace
 from segwatch.config import Config
 from segwatch.errors import ArtifactError
 from segwatch.filearrays import ReadSession, Stored
+from segwatch.fingerprints import config_fingerprint
 from segwatch.insight import Insight, panel_notes
 from segwatch.layout import Artifact
 from segwatch.normalise import Item, normalise
@@ -34,6 +35,8 @@ class Renderer:
     def __init__(self, config: Config) -> None:
         compose = config.compose
         self.config = config
+        # Recorded with each set-aside epoch: a changed config retries it.
+        self.config_fingerprint = config_fingerprint(config)
         self.space = IndexSpace(
             num_classes=compose.num_classes,
             ignore_index=compose.ignore_index,
@@ -144,6 +147,8 @@ class Renderer:
                         class_axis=compose.class_axis,
                         threshold=compose.threshold,
                         names=names,
+                        pred_kind=compose.pred_kind,
+                        num_classes=compose.num_classes,
                     )
                 )
             else:
@@ -156,6 +161,8 @@ class Renderer:
                         class_axis=compose.class_axis,
                         threshold=compose.threshold,
                         names=names,
+                        pred_kind=compose.pred_kind,
+                        num_classes=compose.num_classes,
                     )
                 )
             if limit is not None and len(items) >= limit:

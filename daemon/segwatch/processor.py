@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from segwatch.errors import ArtifactError, NotReadyError, RetryableError, SinkError
+from segwatch.fingerprints import set_aside_fingerprint
 from segwatch.layout import Artifact
 from segwatch.ledger import Ledger
 from segwatch.lock import LogdirBusy
@@ -93,7 +94,10 @@ class Processor:
         log.debug("run=%s epoch=%d: the contained exception", run or ".", epoch, exc_info=exc)
         try:
             with self._recording(run, epoch):
-                self.ledger.set_aside(run, epoch, reason=reason, fingerprint=artifact_fingerprint(artifact))
+                fingerprint = set_aside_fingerprint(
+                    artifact_fingerprint(artifact), self.renderer.config_fingerprint
+                )
+                self.ledger.set_aside(run, epoch, reason=reason, fingerprint=fingerprint)
         except SinkError:
             raise
         except Exception as again:
@@ -109,12 +113,18 @@ class Processor:
         run, epoch = artifact.run, artifact.epoch
         if self.ledger.is_done(run, epoch):
             return self._check_redump(artifact)
-        fingerprint = artifact_fingerprint(artifact)
+        files = artifact_fingerprint(artifact)
+        # A set-aside epoch is retried when its files or the config that decided its outcome change.
+        fingerprint = set_aside_fingerprint(files, self.renderer.config_fingerprint)
         if self.ledger.set_aside_fingerprint(run, epoch) == fingerprint:
-            return Result(Outcome.DONE, "set aside earlier, files unchanged")
+            return Result(Outcome.DONE, "set aside earlier, files and config unchanged")
         floor = self.floor(run)
         if floor is not None and epoch < floor:
-            return Result(Outcome.LATE, f"epoch {epoch} is older than epoch {floor}, already written")
+            return Result(
+                Outcome.LATE,
+                f"epoch {epoch} is older than epoch {floor}, already written "
+                "(`segwatch relog` logs the run's whole history again, in order)",
+            )
         present = self._tags_present(run, epoch)
 
         started = time.perf_counter()
@@ -142,7 +152,7 @@ class Processor:
         # writing it again would show it twice.
         self.in_flight[run] = (epoch, present | {summary.tag for summary in summaries})
         with self._recording(run, epoch):
-            self.ledger.commit(run, epoch, fingerprint=fingerprint)
+            self.ledger.commit(run, epoch, fingerprint=files)
         self.in_flight.pop(run, None)
         self.renderer.committed(run, epoch)
         if self.on_commit is not None:
@@ -174,9 +184,10 @@ class Processor:
             return Result(Outcome.DONE)
         log.warning(
             "run=%s epoch=%d was dumped again after it was logged; TensorBoard keeps what was logged first. "
-            "To show the new files instead, run `segwatch relog` for this run and epoch",
+            "To show the new files instead, run `segwatch relog --run %s` (it logs the run's history again)",
             run or ".",
             epoch,
+            run or ".",
         )
         with self._recording(run, epoch):
             self.ledger.note_fingerprint(run, epoch, now)

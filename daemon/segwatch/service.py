@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import queue
 import threading
 import time
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from segwatch import rundirs
 from segwatch.config import Config
-from segwatch.errors import SegwatchError, SinkError
+from segwatch.coverage import Coverage
+from segwatch.errors import ConfigError, SegwatchError, SinkError
 from segwatch.health import Health, serve_health
 from segwatch.layout import Artifact, DumpLayout, Pending
 from segwatch.ledger import open_ledger
@@ -23,6 +27,7 @@ from segwatch.pipeline import Renderer
 from segwatch.processor import Outcome, Processor, describe_exception
 from segwatch.readiness import Readiness
 from segwatch.recovery import reconcile
+from segwatch.relog import finish_interrupted_relogs
 from segwatch.retention import Retention, attach_retention
 from segwatch.signals import EXIT_ABANDONED, Grace, capture_signals
 from segwatch.sink import EventSink
@@ -49,25 +54,44 @@ class Tally:
 
     outcomes: Counter[Outcome] = field(default_factory=Counter)
     incomplete: int = 0
+    # Set when dump files are there but no pattern matches any of them: a run that did nothing is no success.
+    nothing_matched: str = ""
 
     @property
     def failed(self) -> bool:
-        return self.outcomes[Outcome.SET_ASIDE] + self.outcomes[Outcome.WAITING] > 0
+        return self.outcomes[Outcome.SET_ASIDE] + self.outcomes[Outcome.WAITING] > 0 or bool(
+            self.nothing_matched
+        )
 
     def line(self) -> str:
         parts = [f"{self.outcomes[outcome]} {outcome.value}" for outcome in Outcome]
         return ", ".join([*parts, f"{self.incomplete} incomplete"])
 
 
-def discover(config: Config) -> tuple[list[Artifact], list[Pending]]:
-    """Every complete artifact under the root in (run, epoch) order, and the epochs still missing files."""
+def discover(config: Config, coverage: Coverage | None = None) -> tuple[list[Artifact], list[Pending]]:
+    """Every complete artifact under the root in (run, epoch) order, and the epochs still missing files.
+
+    `coverage`, if given, counts the dump files that match no pattern."""
     layout = config.dump_layout()
     root = Path(config.watch.root)
     keyed = []
     for relative in scan_tree(root):
-        for key in layout.keys(relative):
+        keys = layout.keys(relative)
+        if coverage is not None:
+            coverage.note(relative, matched=bool(keys))
+        for key in keys:
             keyed.append((key, str(root / relative)))
     return layout.group(keyed, config.required_roles, fixed_files=config.fixed_files)
+
+
+def fixed_relative(config: Config) -> set[str]:
+    """The fixed files that lie under the root, relative to it: they are read, though no pattern matches them."""
+    root = os.path.abspath(config.watch.root)
+    return {
+        os.path.relpath(os.path.abspath(path), root)
+        for path in config.fixed_files.values()
+        if os.path.abspath(path).startswith(os.path.join(root, ""))
+    }
 
 
 def open_processor(config: Config, locks: Locks | None = None) -> Processor:
@@ -87,6 +111,7 @@ def open_processor(config: Config, locks: Locks | None = None) -> Processor:
                 hold_directory(held, directory)
 
     ledger = open_ledger(logdir)
+    finish_interrupted_relogs(logdir, ledger)
     in_flight = reconcile(ledger, logdir)
     return Processor(renderer, EventSink(logdir, prepare=prepare), ledger, in_flight)
 
@@ -101,13 +126,27 @@ def close_processor(processor: Processor, *, keep_ledger: bool = True) -> None:
             processor.ledger.close()
 
 
-def run_once(config: Config) -> Tally:
+def run_once(config: Config, *, runs: Collection[str] | None = None, locks: Locks | None = None) -> Tally:
     """Log every complete artifact not yet logged, in epoch order per run, then return what happened.
 
-    Raises SinkError if the output is broken; everything written before that is committed.
+    `runs` limits the pass to those runs; `locks`, if given, already hold the logdir (relog). Raises
+    ConfigError if the root is missing, SinkError if the output is broken; everything written before that is
+    committed.
     """
-    artifacts, pending = discover(config)
-    tally = Tally(incomplete=len(pending))
+    root = Path(config.watch.root)
+    if not root.is_dir():
+        what = "is not a directory" if root.exists() else "does not exist"
+        raise ConfigError(f"watch.root: {root} {what}; nothing to log (check the path, or create it)")
+    coverage = Coverage(ignored=fixed_relative(config))
+    artifacts, pending = discover(config, coverage)
+    if runs is not None:
+        artifacts = [artifact for artifact in artifacts if artifact.run in runs]
+        pending = [waiting for waiting in pending if waiting.run in runs]
+    tally = Tally(incomplete=len(pending), nothing_matched=coverage.problem(str(root)))
+    if tally.nothing_matched:
+        log.error("%s", tally.nothing_matched)
+    elif coverage.matched == 0:
+        log.warning("no dump files under watch.root %s yet; nothing to log", root)
     for waiting in pending:
         log.info(
             "run=%s epoch=%d incomplete: missing %s",
@@ -115,8 +154,9 @@ def run_once(config: Config) -> Tally:
             waiting.epoch,
             ", ".join(waiting.missing),
         )
-    with holding("once") as locks:
-        processor = open_processor(config, locks)
+    with contextlib.ExitStack() as stack:
+        held = locks if locks is not None else stack.enter_context(holding("once"))
+        processor = open_processor(config, held)
         attach_retention(config, processor)
         try:
             _process_all(processor, artifacts, tally)
@@ -169,9 +209,12 @@ class Daemon:
         self.hints: queue.Queue[str] = queue.Queue(maxsize=config.service.queue_size)
         self.rescan_reason: str | None = "start-up scan"
         self.caught_up = threading.Event()
-        self.last_logged: dict[str, tuple[int, float]] = {}
+        # run -> (epoch, when); when is None for an epoch logged before this process started.
+        self.last_logged: dict[str, tuple[int, float | None]] = {}
         self.output_failing_since: float | None = None
+        self.output_problem = ""
         self._finished: dict[tuple[str, int], Outcome] = {}
+        self.coverage = Coverage()
         self._retry_delay = config.service.retry_backoff[0]
         self._output_blocked_until = 0.0
         # Held for the daemon's lifetime, across reloads; released when `run` returns.
@@ -254,8 +297,13 @@ class Daemon:
         )
         processor = open_processor(config, self.locks)
         self.retention = attach_retention(config, processor, on_removed=self.health.record_removed)
+        # After a restart, "last logged" starts from the ledger, not from "none yet".
+        for run, record in processor.ledger.runs.items():
+            if record.last_epoch is not None and run not in self.last_logged:
+                self.last_logged[run] = (record.last_epoch, None)
         kind, reason = choose_observer(root, config.watch.observer)
-        log.info("watching %s with the %s observer: %s", root, kind, reason)
+        # The watcher says "watching <root>" once it is; this line says why this observer.
+        log.info("%s observer chosen: %s", kind, reason)
         watcher = Watcher(
             root,
             kind=kind,
@@ -319,9 +367,20 @@ class Daemon:
         started = time.monotonic()
         count = 0
         first = reason == "start-up scan"
+        was_unmatched = self.coverage.nothing_matched
+        self.coverage = Coverage(ignored=fixed_relative(self.config))
         for relative in scan_tree(root):
-            count += self._note(relative, root, layout, readiness, processor, changed=first)
+            count += self._note(relative, root, layout, readiness, processor, changed=first, counting=True)
         log.debug("%s: %d relevant files in %.0f ms", reason, count, (time.monotonic() - started) * 1000)
+        self._coverage_changed(root, was_unmatched)
+
+    def _coverage_changed(self, root: Path, was_unmatched: bool) -> None:
+        problem = self.coverage.problem(str(root))
+        self.health.set_unmatched(self.coverage.unmatched, problem)
+        if problem and not was_unmatched:
+            log.warning("%s", problem)
+        elif was_unmatched and not problem:
+            log.info("dump files under watch.root %s match the patterns now", root)
 
     def _drain_hints(
         self, root: Path, layout: DumpLayout, readiness: Readiness, processor: Processor
@@ -331,7 +390,10 @@ class Daemon:
                 relative = self.hints.get_nowait()
             except queue.Empty:
                 return
+            was_unmatched = self.coverage.nothing_matched
             self._note(relative, root, layout, readiness, processor, changed=True)
+            if was_unmatched and not self.coverage.nothing_matched:
+                self._coverage_changed(root, was_unmatched)
 
     def _note(
         self,
@@ -342,11 +404,18 @@ class Daemon:
         processor: Processor,
         *,
         changed: bool = False,
+        counting: bool = False,
     ) -> int:
         """Hand a file to readiness unless its epoch is finished. `changed` (a live event, or the first scan):
         a recently logged epoch is looked at again once settled, so that a re-dump of it is reported."""
         noted = 0
-        for key in layout.keys(relative):
+        keys = layout.keys(relative)
+        # Hints between rescans only count matches (a hint may repeat a file); each rescan counts afresh.
+        if keys:
+            self.coverage.matched += 1
+        elif counting:
+            self.coverage.note(relative, matched=False)
+        for key in keys:
             if not readiness.wants(key):
                 continue
             recheck = changed and processor.ledger.done_fingerprint(key.run, key.epoch) is not None
@@ -402,7 +471,8 @@ class Daemon:
         now = time.monotonic()
         if self.output_failing_since is None:
             self.output_failing_since = time.time()
-            self.health.set_output_failing(True)
+        self.output_problem = str(exc)
+        self.health.set_output_failing(True, str(exc))
         log.error(
             "run=%s epoch=%d pending, output failing (retry in %.1f s): %s",
             artifact.run or ".",
@@ -421,6 +491,7 @@ class Daemon:
             log.info("output writable again after %.0f s", time.time() - self.output_failing_since)
             self.health.set_output_failing(False)
         self.output_failing_since = None
+        self.output_problem = ""
         self._retry_delay = self.config.service.retry_backoff[0]
 
     def _sleep(self, readiness: Readiness, next_rescan: float, next_status: float) -> None:
@@ -445,8 +516,12 @@ class Daemon:
         self.notifier.status(self._status_line(readiness))
 
     def _status_line(self, readiness: Readiness) -> str:
-        line = status_line(
-            len(readiness), self.last_logged, output_failing=self.output_failing_since is not None
+        line = (
+            status_line(
+                len(readiness), self.last_logged, output_failing=self.output_failing_since is not None
+            )
+            + (f": {self.output_problem}" if self.output_problem else "")
+            + self._unmatched()
         )
         return (
             line if self.retention is None else f"{line}; removed {self.retention.removed_files} dump files"
@@ -455,7 +530,7 @@ class Daemon:
     def status(self, readiness: Readiness) -> str:
         now = time.time()
         runs = ", ".join(
-            f"{run or '.'}@{epoch} ({now - when:.0f} s ago)"
+            f"{run or '.'}@{epoch} ({'before start-up' if when is None else f'{now - when:.0f} s ago'})"
             for run, (epoch, when) in sorted(self.last_logged.items())
         )
         failing = (
@@ -468,7 +543,14 @@ class Daemon:
             if self.retention is None
             else f"; removed {self.retention.removed_files} dump files ({self.retention.removed_bytes} bytes)"
         )
-        return f"backlog {len(readiness)} epochs; last logged: {runs or 'none yet'}{failing}{removed}"
+        return (
+            f"backlog {len(readiness)} epochs; last logged: {runs or 'none yet'}{failing}{removed}"
+            + self._unmatched()
+        )
+
+    def _unmatched(self) -> str:
+        problem = self.coverage.problem(str(self.config.watch.root))
+        return f"; {problem}" if problem else ""
 
 
 def _deadline(period: float) -> float:

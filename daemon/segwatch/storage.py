@@ -69,6 +69,34 @@ def write_atomically(path: str, data: bytes) -> None:
     _fsync_directory(directory)
 
 
+def move(source: str, target: str) -> None:
+    """Rename `source` to `target` (creating target's directory), durably where the OS allows."""
+    if is_url(source):
+        gfile = _gfile()
+        gfile.makedirs(target.rsplit("/", 1)[0])
+        gfile.rename(source, target, overwrite=False)
+        return
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    os.rename(source, target)
+    _fsync_directory(Path(target).parent)
+    _fsync_directory(Path(source).parent)
+
+
+def exists(path: str) -> bool:
+    return os.path.lexists(path) if not is_url(path) else bool(_gfile().exists(path))
+
+
+def remove(path: str) -> None:
+    """Delete the file `path` if it is there."""
+    if is_url(path):
+        gfile = _gfile()
+        if gfile.exists(path):
+            gfile.remove(path)
+        return
+    Path(path).unlink(missing_ok=True)
+    _fsync_directory(Path(path).parent)
+
+
 def subdirectories(path: str) -> list[str]:
     """Names of the direct, non-hidden subdirectories of `path` (symlinks not followed locally)."""
     if not is_url(path):

@@ -15,7 +15,7 @@ import numpy as np
 
 from segwatch.errors import ArtifactError
 from segwatch.filearrays import Stored
-from segwatch.normalise import ClassAxis, Item, normalise
+from segwatch.normalise import ClassAxis, Item, PredKind, normalise
 
 __all__ = ["montage", "slice_indices", "volume_items"]
 
@@ -56,6 +56,8 @@ def volume_items(
     class_axis: ClassAxis = "first",
     threshold: float = 0.5,
     names: Mapping[str, str] | None = None,
+    pred_kind: PredKind = "auto",
+    num_classes: int = 2,
 ) -> list[Item]:
     """One montage item per volume of (D, H, W) or (N, D, H, W) arrays, at most `limit` of them.
 
@@ -90,6 +92,8 @@ def volume_items(
                 class_axis=class_axis,
                 threshold=threshold,
                 names=volume_names,
+                pred_kind=pred_kind,
+                num_classes=num_classes,
             )
         )
     return items
@@ -104,12 +108,23 @@ def _volume_item(
     class_axis: ClassAxis,
     threshold: float,
     names: Mapping[str, str],
+    pred_kind: PredKind,
+    num_classes: int,
 ) -> Item:
     if class_axis == "first" and pred.ndim == gt.ndim + 1 and pred.shape[1:] == gt.shape:
         # Slices are the batch axis for normalise, which wants each slice's class axis first: (D, C, H, W).
         pred = pred.transpose((1, 0, *range(2, pred.ndim)))
     # The volume's slices, as normalise's batch: it argmaxes scores and checks shapes, naming the file.
-    planes = normalise(gt, pred, image, class_axis=class_axis, threshold=threshold, names=names)
+    planes = normalise(
+        gt,
+        pred,
+        image,
+        class_axis=class_axis,
+        threshold=threshold,
+        names=names,
+        pred_kind=pred_kind,
+        num_classes=num_classes,
+    )
     shown = [planes[i] for i in slice_indices(len(planes), slices)]
     return Item(
         gt=montage([plane.gt for plane in shown]),
