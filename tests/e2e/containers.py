@@ -32,7 +32,8 @@ REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "deploy" / "docker" / "Dockerfile"
 SUITE = "bookworm"  # Debian 12: Python 3.11, the version segwatch is tested with
 BASE_PACKAGES = ("python3", "python3-venv")
-# This sandbox's kernel and cgroup set-up need these; they are harmless elsewhere (podman's defaults).
+# Rootful podman on a host with a hybrid cgroup set-up (crun refuses it) and low default limits needs these;
+# they are harmless elsewhere.
 RUN_OPTIONS = ("--runtime", "runc", "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=4096:4096")
 DEBIAN_FALLBACK = (
     f"deb http://deb.debian.org/debian {SUITE} main",
