@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tensorboard.util import tensor_util
 from test_daemon import Children, ledger_epochs, segwatch_once, wait_for_ledger
 
 from conftest import read_event_tensors
@@ -56,7 +57,7 @@ def accuracies(logdir: Path, run: str) -> dict[int, list[float]]:
     tensors = read_event_tensors(logdir / run).get("segwatch/pixel_accuracy", [])
     found: dict[int, list[float]] = {}
     for step, proto in tensors:
-        found.setdefault(step, []).append(float(np.frombuffer(proto.tensor_content, np.float32)[0]))
+        found.setdefault(step, []).append(float(tensor_util.make_ndarray(proto)))
     return found
 
 
