@@ -245,13 +245,7 @@ class Ledger:
         if storage.is_url(self.path) or not self._journal_bytes:
             return
         self._save(self.runs)
-        fd = os.open(self.journal_path, os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            os.ftruncate(fd, 0)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        self._journal_bytes = 0
+        self._clear_journal()
 
     def close(self) -> None:
         """Leave a complete snapshot behind, for readers of the file and the next start-up."""

@@ -151,15 +151,20 @@ class EventSink:
         return len(stale)
 
     def _retire(self, run: str) -> None:
-        """Flush and close one run's writer (everything it holds was flushed by `write` already)."""
+        """Close one run's writer (everything it holds was flushed by `write` already)."""
+        self._forget(run, level=logging.WARNING)
+
+    def _forget(self, run: str, *, level: int) -> None:
+        """Drop one run's writer; a failing close is logged at `level` and never raised: nothing unflushed
+        is in the writer, and closing must neither stop the others nor mask an earlier error."""
         self._files.pop(run, None)
         self._used.pop(run, None)
         writer = self._writers.pop(run, None)
         if writer is not None:
             try:
                 writer.close()
-            except Exception as exc:  # nothing unflushed is in it; a failing close must not stop the others
-                log.warning("run=%s: closing its event file failed: %s", run or ".", exc)
+            except Exception as exc:
+                log.log(level, "run=%s: closing its event file failed: %s", run or ".", exc)
 
     def _writer(self, run: str) -> Any:
         writer = self._writers.get(run)
@@ -238,14 +243,8 @@ class EventSink:
             return count_whole_records(handle.read())
 
     def _discard(self, run: str) -> None:
-        self._files.pop(run, None)
-        self._used.pop(run, None)
-        writer = self._writers.pop(run, None)
-        if writer is not None:
-            try:
-                writer.close()
-            except Exception as exc:  # the output is already broken; closing must not mask the first error
-                log.debug("closing the writer of run %r failed too: %s", run, exc)
+        """After a failed write: the output is already broken, so a failing close is only worth a debug line."""
+        self._forget(run, level=logging.DEBUG)
 
     def close(self) -> None:
         self._files.clear()
