@@ -29,7 +29,7 @@ import yaml
 
 from segwatch.config import ServiceConfig, config_from_mapping, load_config
 from segwatch.dump import save_epoch
-from segwatch.health import Health
+from segwatch.service.health import Health
 from segwatch.units import parse_duration
 
 REPO = Path(__file__).resolve().parents[1]

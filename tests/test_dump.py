@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from segwatch.dump import save_epoch
-from segwatch.layout import DumpLayout
+from segwatch.intake.layout import DumpLayout
 
 
 def test_save_epoch_writes_the_default_layout_atomically(tmp_path):

@@ -10,7 +10,7 @@ import numpy as np
 from segwatch.config import load_config
 from segwatch.dump import save_epoch
 from segwatch.explain import explain
-from segwatch.ledger import Ledger
+from segwatch.output.ledger import Ledger
 
 
 def test_matching_non_matching_and_incomplete_paths(tmp_path, write_config):

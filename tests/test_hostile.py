@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from segwatch.cli import one_line
-from segwatch.ledger import read_document
+from segwatch.output.ledger import read_document
 
 from conftest import blob_labels, read_images
 

@@ -20,12 +20,12 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from segwatch.compose import ComposeOptions, IndexSpace, compose_grid
 from segwatch.errors import ArtifactError, NotReadyError
-from segwatch.loading import MAGIC, check_complete, load_array, read_header
-from segwatch.metrics import confusion_matrix, scores
-from segwatch.normalise import normalise
-from segwatch.palettes import build_palette
+from segwatch.intake.npy import MAGIC, check_complete, load_array, read_header
+from segwatch.metrics.confusion import confusion_matrix, scores
+from segwatch.render.compose import ComposeOptions, IndexSpace, compose_grid
+from segwatch.render.items import normalise
+from segwatch.render.palettes import build_palette
 
 FAST = settings(deadline=None, max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 CAPS = {"max_file_bytes": 1 << 24, "max_pixels": 1 << 20}
@@ -151,7 +151,7 @@ def test_forged_headers_never_fail_with_anything_else(
 @given(
     array=hnp.arrays(
         dtype=st.sampled_from(ALLOWED).map(np.dtype),
-        # min_side=1: a zero-size array is refused (tests/test_filearrays.py).
+        # min_side=1: a zero-size array is refused (tests/intake/test_filearrays.py).
         shape=hnp.array_shapes(min_dims=0, max_dims=4, min_side=1, max_side=6),
     ),
     fortran=st.booleans(),

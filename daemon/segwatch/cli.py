@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from segwatch import __version__
 from segwatch.errors import ConfigError, SinkError
-from segwatch.lock import LogdirBusy
+from segwatch.output.lock import LogdirBusy
 from segwatch.tfquiet import import_tensorflow, quiet_environment
 
 if TYPE_CHECKING:
@@ -181,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits by itself on --help and usage errors
         return int(exc.code or 0)
-    from segwatch.signals import hold_early, release_early
+    from segwatch.service.signals import hold_early, release_early
 
     if args.command == "run":
         # Before anything slow (the config, TensorFlow): a SIGHUP or SIGTERM now must not kill the process.
@@ -249,7 +249,7 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _once(args: argparse.Namespace) -> int:
-    from segwatch.service import run_once
+    from segwatch.service.daemon import run_once
 
     config = _load_then_import_tensorflow(_config_path(args.config))
     try:
@@ -286,8 +286,8 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from segwatch.service import run_daemon
-    from segwatch.signals import Grace, capture_signals
+    from segwatch.service.daemon import run_daemon
+    from segwatch.service.signals import Grace, capture_signals
 
     path = _config_path(args.config)
     stop, reload, grace = threading.Event(), threading.Event(), Grace()
@@ -311,7 +311,7 @@ def _command(name: str) -> str:
 
 def _demo(args: argparse.Namespace) -> int:
     from segwatch import demo
-    from segwatch.service import run_once
+    from segwatch.service.daemon import run_once
 
     dumps, logdir = Path(args.dumps), Path(args.logdir)
     config_path = dumps / "segwatch.yaml"

@@ -31,8 +31,8 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from segwatch.errors import ConfigError
-from segwatch.layout import DEFAULT_PATTERN, DumpLayout, check_pattern
-from segwatch.palettes import build_palette
+from segwatch.intake.layout import DEFAULT_PATTERN, DumpLayout, check_pattern
+from segwatch.render.palettes import build_palette
 from segwatch.units import (
     format_count,
     format_duration,

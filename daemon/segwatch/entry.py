@@ -6,40 +6,7 @@ milliseconds on a loaded machine); the command line decides later what a recorde
 it once its real handlers are installed (signals.capture_signals), other commands forget it.
 """
 
-# The C module: `signal` itself imports enum, which costs more than the rest of this file.
-import _signal  # type: ignore[import-not-found]
-
-_early: set[int] = set()
-
-
-def _remember(signum: int, frame: object) -> None:
-    _early.add(signum)
-
-
-def hold_early(*, hangup_only: bool = False) -> None:
-    """Record SIGHUP (and SIGTERM and SIGINT) until `capture_signals` installs the real handlers."""
-    hangup = (_signal.SIGHUP,)
-    for signum in hangup if hangup_only else (*hangup, _signal.SIGTERM, _signal.SIGINT):
-        _signal.signal(signum, _remember)
-
-
-def release_early() -> None:
-    """For commands that do not reload: SIGHUP's default action again, and forget what was recorded."""
-    if _signal.getsignal(_signal.SIGHUP) is _remember:
-        _signal.signal(_signal.SIGHUP, _signal.SIG_DFL)
-    _early.clear()
-
-
-def take_early() -> set[int]:
-    """The signals recorded so far (forgotten here: the caller acts on them)."""
-    early = set(_early)
-    _early.clear()
-    return early
-
-
-def is_early_handler(handler: object) -> bool:
-    return handler is _remember
-
+from segwatch.service.early import hold_early
 
 hold_early(hangup_only=True)
 

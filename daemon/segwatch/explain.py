@@ -9,15 +9,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from segwatch.archives import check_archive, is_archive
 from segwatch.config import Config
 from segwatch.errors import ArtifactError, NotReadyError
 from segwatch.fingerprints import config_fingerprint, set_aside_fingerprint
-from segwatch.layout import TRIGGER, Artifact, ArtifactKey, DumpLayout, Pending
-from segwatch.ledger import Ledger, open_ledger
-from segwatch.loading import check_complete
-from segwatch.processor import artifact_fingerprint
-from segwatch.watcher import scan_tree
+from segwatch.intake.layout import TRIGGER, Artifact, ArtifactKey, DumpLayout, Pending
+from segwatch.intake.npy import check_complete
+from segwatch.intake.npz import check_archive, is_archive
+from segwatch.intake.watcher import scan_tree
+from segwatch.output.ledger import Ledger, open_ledger
+from segwatch.service.processor import artifact_fingerprint
 
 
 @dataclass(frozen=True)

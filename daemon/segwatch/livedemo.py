@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO
 
 from segwatch import demo
-from segwatch.ledger import open_ledger
+from segwatch.output.ledger import open_ledger
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from segwatch.ledger import JOURNAL_NAME, read_document
+from segwatch.output.ledger import JOURNAL_NAME, read_document
 
 SETTLE = 0.2
 POLL_INTERVAL = 1.0

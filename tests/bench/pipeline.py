@@ -72,14 +72,14 @@ from workloads import (
 )
 
 from segwatch.config import config_from_mapping
-from segwatch.evaluation import item_counts
-from segwatch.filearrays import ReadSession
-from segwatch.layout import Artifact
-from segwatch.loading import open_array
-from segwatch.normalise import Item, normalise
-from segwatch.pipeline import Renderer
-from segwatch.png import encode_png
-from segwatch.sink import EventSink
+from segwatch.intake.filearrays import ReadSession
+from segwatch.intake.layout import Artifact
+from segwatch.intake.npy import open_array
+from segwatch.output.sink import EventSink
+from segwatch.render.evaluation import item_counts
+from segwatch.render.items import Item, normalise
+from segwatch.render.pipeline import Renderer
+from segwatch.render.png import encode_png
 from segwatch.summaries import Summary
 
 PIPELINES = ("default", "images", "seed", "floor-default", "floor-images")

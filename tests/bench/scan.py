@@ -21,7 +21,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from segwatch.watcher import Watcher, scan_tree
+from segwatch.intake.watcher import Watcher, scan_tree
 
 
 def build(root: Path, files: int, flat: bool, runs: int) -> None:

@@ -32,7 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-from segwatch.palettes import build_palette
+from segwatch.render.palettes import build_palette
 
 
 class SeedLogger:

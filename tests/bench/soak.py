@@ -45,7 +45,7 @@ import numpy as np
 import yaml
 
 from segwatch.dump import save_epoch
-from segwatch.ledger import read_document
+from segwatch.output.ledger import read_document
 
 NUM_CLASSES = 5
 BATCH, HEIGHT, WIDTH = 4, 64, 64

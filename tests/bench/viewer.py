@@ -32,10 +32,10 @@ import numpy as np
 
 from segwatch.config import config_from_mapping
 from segwatch.dump import save_epoch
-from segwatch.evaluation import item_confusion
-from segwatch.pipeline import Renderer
-from segwatch.service import discover, open_processor
-from segwatch.viewer.data import viewer_summaries
+from segwatch.render.evaluation import item_confusion
+from segwatch.render.pipeline import Renderer
+from segwatch.render.viewer import viewer_summaries
+from segwatch.service.daemon import discover, open_processor
 
 from conftest import blob_labels
 from screenshots.browser import chromium, chromium_missing, tensorboard

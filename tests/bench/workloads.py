@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from segwatch.dump import save_epoch
-from segwatch.layout import Artifact
+from segwatch.intake.layout import Artifact
 
 DATA_VERSION = "1"  # bump when the generated workloads change, so a reused --workdir is regenerated
 SEED = 20240229

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from segwatch.dump import save_epoch
-from segwatch.ledger import LEDGER_NAME, Ledger
+from segwatch.output.ledger import LEDGER_NAME, Ledger
 
 from conftest import raw_record_counts, read_images
 from producer import SIZE, epoch_arrays

@@ -243,7 +243,7 @@ def test_a_fuse_direct_io_root_is_read_without_mmap() -> None:
     except ImportError:
         pytest.skip(
             "FUSE is there but no FUSE filesystem library (fusepy) is installed to mount a direct_io root; "
-            "segwatch reads dump files with pread only (tests/test_filearrays.py checks no mapping is made), "
+            "segwatch reads dump files with pread only (tests/intake/test_filearrays.py checks no mapping is made), "
             "so a filesystem that cannot mmap changes nothing"
         )
     pytest.skip("a direct_io passthrough mount is not part of this suite yet")

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from segwatch.dump import save_epoch
-from segwatch.ledger import LEDGER_NAME
-from segwatch.sink import EVENT_FILE_MARK
+from segwatch.output.ledger import LEDGER_NAME
+from segwatch.output.sink import EVENT_FILE_MARK
 
 from conftest import blob_labels, free_port, get, raw_record_counts, read_images
 

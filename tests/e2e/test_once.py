@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from segwatch.dump import save_epoch
-from segwatch.figures import TARGET_WIDTH
+from segwatch.render.figures import TARGET_WIDTH
 
 from conftest import blob_labels, raw_record_counts, read_images
 
@@ -137,7 +137,7 @@ def test_metrics_every_epoch_over_every_item_read_back_without_nan(tmp_path, wri
     """Metrics cover every item (not only the one shown), at the image's step, and never hold NaN."""
     from tensorboard.util import tensor_util
 
-    from segwatch.metrics import confusion_matrix, scores
+    from segwatch.metrics.confusion import confusion_matrix, scores
 
     from conftest import read_event_tensors
 

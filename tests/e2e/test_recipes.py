@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from segwatch.ledger import read_document
+from segwatch.output.ledger import read_document
 
 from conftest import blob_labels, raw_record_counts, read_images
 

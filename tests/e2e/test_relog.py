@@ -17,7 +17,7 @@ from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 from segwatch.dump import save_epoch
-from segwatch.ledger import LEDGER_NAME
+from segwatch.output.ledger import LEDGER_NAME
 
 from conftest import blob_labels, decode_png, free_port, get, raw_record_counts, read_images
 

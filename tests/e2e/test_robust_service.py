@@ -39,8 +39,8 @@ from test_daemon import children as children
 from test_daemon import config as config
 
 from segwatch.dump import save_epoch
-from segwatch.ledger import LEDGER_NAME
-from segwatch.lock import EXIT_LOCKED, LOCK_NAME
+from segwatch.output.ledger import LEDGER_NAME
+from segwatch.output.lock import EXIT_LOCKED, LOCK_NAME
 
 from conftest import free_port, raw_record_counts
 from producer import epoch_arrays
@@ -150,7 +150,7 @@ def test_inputs_that_used_to_raise_unexpectedly_get_one_line_each_and_the_daemon
 ):
     """Inputs that once raised TensorFlow's or numpy's own ValueError deep inside the load, live: each is now
     named in one line and the daemon goes on. (The bulkhead for errors nobody foresaw, programming errors
-    included, is proven in tests/test_bulkhead.py with a failure injected at the sink boundary.)"""
+    included, is proven in tests/service/test_bulkhead.py with a failure injected at the sink boundary.)"""
     path = config()
     root = tmp_path / "dumps"
     gt, pred = epoch_arrays(SEED, "bad", 1)

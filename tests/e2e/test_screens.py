@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from segwatch.compose import IndexSpace
-from segwatch.palettes import CLASS_NAMES, build_palette
+from segwatch.render.compose import IndexSpace
+from segwatch.render.palettes import CLASS_NAMES, build_palette
 
 from conftest import get, read_event_tensors
 

@@ -16,10 +16,10 @@ import pytest
 import yaml
 
 from segwatch.dump import save_epoch
-from segwatch.evaluation import item_confusion
-from segwatch.metrics import scores
-from segwatch.normalise import Item
-from segwatch.palettes import build_palette
+from segwatch.metrics.confusion import scores
+from segwatch.render.evaluation import item_confusion
+from segwatch.render.items import Item
+from segwatch.render.palettes import build_palette
 
 from conftest import blob_labels
 from screenshots.browser import chromium, chromium_missing, tensorboard

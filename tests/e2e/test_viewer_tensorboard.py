@@ -16,8 +16,8 @@ import pytest
 import yaml
 from PIL import Image
 
-from segwatch.compose import resize_labels_nearest
 from segwatch.dump import save_epoch
+from segwatch.render.compose import resize_labels_nearest
 
 from conftest import blob_labels, free_port, get
 from screenshots.browser import tensorboard

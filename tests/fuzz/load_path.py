@@ -24,8 +24,8 @@ from scratch import scratch_directory
 with atheris.instrument_imports(include=["segwatch"]):
     from segwatch.config import config_from_mapping
     from segwatch.errors import SegwatchError
-    from segwatch.layout import Artifact
-    from segwatch.pipeline import Renderer
+    from segwatch.intake.layout import Artifact
+    from segwatch.render.pipeline import Renderer
 
 SCRATCH = scratch_directory()
 EPOCH = SCRATCH / "r" / "epoch_1"

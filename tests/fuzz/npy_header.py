@@ -25,7 +25,7 @@ from scratch import scratch_directory
 
 with atheris.instrument_imports(include=["segwatch"]):
     from segwatch.errors import ArtifactError
-    from segwatch.loading import check_complete, load_array, read_header
+    from segwatch.intake.npy import check_complete, load_array, read_header
 
 CAPS = {"max_file_bytes": 1 << 22, "max_pixels": 1 << 20}
 SCRATCH = scratch_directory()

@@ -10,7 +10,7 @@ import yaml
 
 from segwatch.demo import smooth_fields
 from segwatch.dump import save_epoch
-from segwatch.palettes import CLASS_NAMES
+from segwatch.render.palettes import CLASS_NAMES
 
 SCENES = ("default-config", "cityscapes-19")
 

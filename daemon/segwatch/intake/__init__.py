@@ -1,0 +1,1 @@
+"""Files on disk → complete, settled, safely readable arrays: layout, scans and observers, readiness, reads."""

@@ -1,0 +1,1 @@
+"""Segmentation metrics from label maps: the confusion kernel and the scores built on it. Pure numpy."""

@@ -1,0 +1,1 @@
+"""Loaded items → summaries: items, palettes, composites, legend, figures, PNG. Pure numpy."""

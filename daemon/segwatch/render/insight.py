@@ -1,0 +1,219 @@
+"""What the renderer adds around the composer: which items are shown, the RGB panels, the legend and the
+epoch's metrics. Pure: items in, composites and summaries out.
+
+With the defaults' panels (image, gt, pred) the index-space composer draws the picture; this module only
+chooses the items, appends the legend and computes the metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+
+from segwatch.config import Config
+from segwatch.render.compose import ComposeOptions, Composite, IndexSpace, compose_grid, grid_layout
+from segwatch.render.evaluation import (
+    MAX_METRIC_CLASSES,
+    classes_present,
+    epoch_confusion,
+    item_counts,
+    item_miou,
+    metric_summaries,
+)
+from segwatch.render.geometry import GridShape, fit_grid, grid_size
+from segwatch.render.headers import header_height, with_headers
+from segwatch.render.items import Item
+from segwatch.render.legend import legend_classes, legend_height, with_legend
+from segwatch.render.lettering import text_size_for
+from segwatch.render.panels import RGB_PANELS, PanelOptions, compose_rgb_grid
+from segwatch.summaries import Summary
+
+__all__ = ["GUTTER", "Insight", "panel_notes"]
+
+GUTTER = 2  # px between panels and between items
+_TEXT_ROUNDS = 12
+
+log = logging.getLogger(__name__)
+
+_PANEL_NOTES = {
+    "overlay": "overlay = prediction colours blended over the image (alpha {alpha}), class boundaries as white "
+    "lines over dark pixels and black over light ones",
+    "error": "error = red where the prediction is wrong, the image dimmed (grey without one) where it is right, "
+    "the ignore colour where the ground truth is ignore_index",
+    "boundary": "boundary = ground truth with the prediction's class boundaries drawn over it",
+}
+
+
+def panel_notes(config: Config) -> str:
+    """What the configured panels, the item choice and the legend mean, for the image description."""
+    compose = config.compose
+    notes = [
+        _PANEL_NOTES[panel].format(alpha=compose.overlay_alpha)
+        for panel in compose.panels
+        if panel in _PANEL_NOTES
+    ]
+    text = " ".join(f"{note[:1].upper()}{note[1:]}." for note in notes)
+    choice = {
+        "first": "the first items of the epoch",
+        "worst": "the items with the lowest mIoU, worst first",
+        "random": f"a fixed random sample of the items (seed {compose.seed})",
+    }[compose.select]
+    text += f" Items shown: up to {compose.max_items}, {choice}."
+    if compose.legend != "none":
+        which = "every class" if compose.legend == "all" else "the classes in the items shown"
+        text += f" The legend below lists {which}."
+    return text.strip()
+
+
+class Insight:
+    def __init__(self, config: Config, space: IndexSpace) -> None:
+        compose = config.compose
+        self.config = config
+        self.space = space
+        self.panels = tuple(compose.panels)
+        # Overlay, error and boundary mix image pixels and fixed colours: the RGB composer draws those.
+        self.rgb = any(panel in RGB_PANELS for panel in compose.panels)
+        self.metrics = config.metrics.enabled
+        if self.metrics and compose.num_classes > MAX_METRIC_CLASSES:
+            log.warning(
+                "metrics are off: %d classes are more than the %d a confusion matrix is kept for",
+                compose.num_classes,
+                MAX_METRIC_CLASSES,
+            )
+            self.metrics = False
+
+    @property
+    def needs_every_item(self) -> bool:
+        """Metrics and choosing items look at every item of the epoch, not only the first ones."""
+        return self.metrics or self.config.compose.select != "first"
+
+    def confusions(self, items: Sequence[Item]) -> list[np.ndarray]:
+        """Per-item counts (evaluation.item_counts), when metrics or the worst-first choice need them: the one
+        full pass over the epoch's pixels, which the `present` legend then shares."""
+        if not self.metrics and self.config.compose.select != "worst":
+            return []
+        compose = self.config.compose
+        return [item_counts(item, compose.num_classes, compose.ignore_index) for item in items]
+
+    def choose(self, items: Sequence[Item], confusions: Sequence[np.ndarray]) -> list[Item]:
+        compose = self.config.compose
+        limit = compose.max_items
+        if compose.select == "worst":
+            ious = [item_miou(counts[: compose.num_classes]) for counts in confusions]
+            # Items without a labelled pixel have no mIoU: they are never the worst.
+            order = sorted(range(len(items)), key=lambda i: (ious[i] is None, ious[i] or 0.0, i))
+            return [items[i] for i in order[:limit]]
+        if compose.select == "random" and len(items) > limit:
+            rng = np.random.default_rng(compose.seed)
+            picked = np.sort(rng.choice(len(items), size=limit, replace=False))
+            return [items[int(i)] for i in picked]
+        return list(items[:limit])
+
+    def _strips(self, shape: GridShape, count: int, classes: Sequence[int]) -> tuple[int, int, bool]:
+        """(text size, header + legend height, settled) for a grid of `shape`. The text is sized for the
+        whole picture as TensorBoard shows it, and the picture's height includes the text, so the two are
+        found together; when they do not settle (text that must grow faster than the picture it makes
+        taller) the grid is a poor choice and `settled` is False."""
+        compose = self.config.compose
+        grid_h, width = grid_size(count, len(self.panels), shape, GUTTER)
+
+        def extra_at(size: int) -> int:
+            header = header_height(self.panels, shape.panel_size[1], width, size) if compose.headers else 0
+            return header + legend_height(classes, compose.class_names, width, size)
+
+        size = text_size_for(width, grid_h)
+        for _ in range(_TEXT_ROUNDS):
+            extra = extra_at(size)
+            needed = text_size_for(width, grid_h + extra)
+            if needed <= size:
+                return size, extra, True
+            if needed > max(12, width // 8):  # text this large would leave no room for the panels
+                break
+            size = needed
+        return size, extra_at(size), False
+
+    def _extra_height(self, shape: GridShape, count: int, classes: Sequence[int]) -> int:
+        _, extra, settled = self._strips(shape, count, classes)
+        return extra if settled else 10 * (extra + 1)  # unsettled text: steer the auto layout away
+
+    def shape(self, count: int, classes: Sequence[int]) -> tuple[GridShape, int]:
+        """Items per row, panel size and text size for `count` items, headers and this legend included."""
+        compose = self.config.compose
+        shape = fit_grid(
+            count,
+            panels=len(self.panels),
+            panel_size=(compose.size[0], compose.size[1]),
+            gutter=GUTTER,
+            max_width=compose.max_width,
+            columns=None if compose.columns == "auto" else compose.columns,
+            extra_height=lambda shape, width: self._extra_height(shape, count, classes),
+        )
+        return shape, self._strips(shape, count, classes)[0]
+
+    def compose(
+        self, groups: Sequence[Sequence[Item]], source: str, counts: Sequence[np.ndarray] = ()
+    ) -> list[Composite]:
+        """One composite per group of items (all groups the same size), each with column headers above and
+        the same legend below. `counts` are the shown items' item_counts, in order, when they were computed:
+        the `present` legend then comes from them instead of another look at the label maps."""
+        compose = self.config.compose
+        shown = [item for group in groups for item in group]
+        classes = self._legend_classes(shown, counts)
+        shape, text_size = self.shape(len(groups[0]), classes)
+        size = shape.panel_size
+        if self.rgb:
+            options: PanelOptions | ComposeOptions = PanelOptions(
+                panel_size=size,
+                resize=compose.resize,
+                panels=self.panels,
+                columns=shape.columns,
+                overlay_alpha=compose.overlay_alpha,
+                gutter=GUTTER,
+            )
+        else:
+            options = ComposeOptions(
+                panel_size=size,
+                resize=compose.resize,
+                panels=self.panels,
+                columns=shape.columns,
+                gutter=GUTTER,
+            )
+        out = []
+        for group in groups:
+            if isinstance(options, PanelOptions):
+                composite = compose_rgb_grid(group, self.space, options, source=source)
+            else:
+                composite = compose_grid(group, self.space, options, source=source)
+            _, corners = grid_layout(len(group), options)
+            lefts = [left for item in corners[: options.columns] for _, left in item]
+            if compose.headers:
+                composite = with_headers(composite, self.panels, lefts, size[1], self.space, size=text_size)
+            out.append(with_legend(composite, classes, compose.class_names, self.space, size=text_size))
+        return out
+
+    def _legend_classes(self, shown: Sequence[Item], counts: Sequence[np.ndarray]) -> list[int]:
+        compose = self.config.compose
+        if compose.legend != "present" or len(counts) != len(shown):
+            return legend_classes(compose.legend, shown, compose.num_classes)
+        seen = np.zeros(compose.num_classes, dtype=bool)
+        for item, item_counts_ in zip(shown, counts, strict=True):
+            if item.volume is None:
+                seen |= classes_present(item_counts_)
+            else:  # a montage shows a few slices of the volume the counts cover: what the slices hold
+                seen[legend_classes("present", [item], compose.num_classes)] = True
+        return [int(c) for c in np.flatnonzero(seen)]
+
+    def summaries(self, confusions: Sequence[np.ndarray]) -> list[Summary]:
+        if not self.metrics or not confusions:
+            return []
+        metrics = self.config.metrics
+        classes = self.config.compose.num_classes
+        return metric_summaries(
+            self.config.tensorboard.tag_prefix,
+            epoch_confusion([counts[:classes] for counts in confusions], classes),
+            class_names=self.config.compose.class_names,
+            per_class=metrics.per_class,
+            confusion_image=metrics.confusion_matrix,
+        )

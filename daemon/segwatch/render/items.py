@@ -1,0 +1,523 @@
+"""Arrays as a training job dumps them → one (gt, pred, image) label-map item per sample. Pure: numpy in,
+numpy out.
+
+gt and integer preds stay views of their arrays, which may still be on disk (`FileArray`): the composer
+samples pixels from them and checks class ids there, so nothing here reads a label map in full. Scores are
+argmax-ed, which does read them in full, in blocks small enough to stay in cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from segwatch.errors import ArtifactError
+from segwatch.intake.filearrays import FileArray, Stored
+
+ClassAxis = Literal["first", "last"]
+# What pred holds: auto decides by rule (see _pred_label_maps); the others say it outright.
+PredKind = Literal["auto", "labels", "scores", "probability"]
+
+# Scores are processed in row blocks whose working copy stays this small, so the per-class passes hit cache.
+_WORK_BUFFER_BYTES = 4 << 20
+
+# float16 bit patterns: +inf read as int16 (any larger one is a NaN), -inf read as uint16 (any larger one is a
+# negative NaN), and -0 read as int16.
+_HALF_INF_BITS = 0x7C00
+_HALF_NEG_INF_BITS = 0xFC00
+_HALF_NEGATIVE_ZERO = -0x8000
+
+
+# eq=False: a generated __eq__ would compare arrays element-wise and fail on truth-testing the result.
+@dataclass(frozen=True, eq=False)
+class Item:
+    """One sample, ready for colouring: label maps of equal (H, W) and an optional RGB image."""
+
+    gt: Stored
+    pred: Stored
+    image: Stored | None
+    # role → the file it came from (and which item of a batch), so that later errors can name the file.
+    files: Mapping[str, str] = field(default_factory=dict)
+    # A 3-D volume's whole (D, H, W) gt and pred, which metrics count, when gt and pred are a montage of slices.
+    volume: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def normalise(
+    gt: Stored,
+    pred: Stored,
+    image: Stored | None,
+    *,
+    class_axis: ClassAxis = "first",
+    threshold: float = 0.5,
+    names: Mapping[str, str] | None = None,
+    pred_kind: PredKind = "auto",
+    num_classes: int = 2,
+) -> list[Item]:
+    """Split (H, W) or (N, H, W) arrays into items, turning scores into label maps and images into RGB uint8.
+
+    `names` maps a role ("gt", "pred", "image") to its file, so that errors name the file at fault. What pred
+    holds follows `pred_kind`; with auto: integers are class ids; floats with gt's shape are class ids when
+    every value is a whole number, a probability map when `num_classes` is 2 and they lie in [0, 1], else an
+    error; floats with a class axis are per-class scores (argmax), a single channel a probability map (two
+    classes only).
+    """
+    if class_axis not in ("first", "last"):
+        raise ValueError(f"class_axis must be 'first' or 'last', got {class_axis!r}")
+    names = names or {}
+    for role, array in (("gt", gt), ("pred", pred), ("image", image)):
+        if array is not None:
+            _check_dims_and_size(role, array, names)
+    if gt.ndim not in (2, 3):
+        raise _bad("gt", names, f"gt must be (H, W) or (N, H, W), got shape {gt.shape}")
+    if gt.dtype.kind not in "biu":
+        raise _bad("gt", names, f"gt must hold integer class ids, got {gt.dtype}")
+
+    gt_items = _split(_bool_as_uint8(gt), gt)
+    if pred_kind not in ("auto", "labels", "scores", "probability"):
+        raise ValueError(f"pred_kind must be auto, labels, scores or probability, got {pred_kind!r}")
+    pred_items = _pred_label_maps(
+        gt,
+        pred,
+        class_axis=class_axis,
+        threshold=threshold,
+        names=names,
+        pred_kind=pred_kind,
+        num_classes=num_classes,
+    )
+    image_items: list[Stored | None] = (
+        [None] * len(gt_items) if image is None else list(_images(gt, image, names))
+    )
+    return [
+        Item(gt=g, pred=p, image=i, files=_item_files(names, index, batched=gt.ndim == 3))
+        for index, (g, p, i) in enumerate(zip(gt_items, pred_items, image_items, strict=True))
+    ]
+
+
+def _item_files(names: Mapping[str, str], index: int, *, batched: bool) -> dict[str, str]:
+    return {role: f"{name} item {index}" if batched else name for role, name in names.items()}
+
+
+# --- predictions -------------------------------------------------------------------------------------------
+
+
+def _pred_label_maps(
+    gt: Stored,
+    pred: Stored,
+    *,
+    class_axis: ClassAxis,
+    threshold: float,
+    names: Mapping[str, str],
+    pred_kind: PredKind = "auto",
+    num_classes: int = 2,
+) -> list[Stored]:
+    """pred as (H, W) label maps, by rule: what the array is follows from its dtype, shape and values (or from
+    `pred_kind`), never from a guess that could be silently wrong."""
+    if pred.dtype.kind not in "biuf":
+        raise _bad("pred", names, f"pred must hold integer class ids or float scores, got {pred.dtype}")
+    context = _PredContext(gt, pred, names, class_axis, num_classes)
+    if pred.shape == gt.shape:
+        if pred_kind == "scores":
+            raise context.error(
+                "pred_kind: scores needs a class axis, but pred has gt's shape",
+                "save the scores with their class axis, or set compose.pred_kind: auto",
+            )
+        if pred.dtype.kind != "f":
+            if pred_kind == "probability":
+                raise context.error(
+                    "pred_kind: probability needs float values in [0, 1], but pred holds integers",
+                    "set compose.pred_kind: labels (or auto) for integer class ids",
+                )
+            return _split(_bool_as_uint8(pred), gt)
+        # Read once (it may still be on disk): the kind is decided on a sample of it, each item converted from it.
+        values = np.asarray(pred)
+        context = _PredContext(gt, values, names, class_axis, num_classes)
+        kind = pred_kind if pred_kind != "auto" else _float_kind(context)
+        items = [values[index] for index in range(values.shape[0])] if gt.ndim == 3 else [values]
+        if kind == "labels":
+            return [_integral_labels(item, context) for item in items]
+        return [_probability_labels(item, threshold, context) for item in items]
+
+    # Where the class axis sits in pred, counted in gt's axes: before (H, W) or after them.
+    class_axis_index = gt.ndim - 2 if class_axis == "first" else gt.ndim
+    if pred.ndim == gt.ndim + 1:
+        spatial = pred.shape[:class_axis_index] + pred.shape[class_axis_index + 1 :]
+        if spatial == gt.shape and pred.dtype.kind != "f":
+            raise _mismatch(
+                "gt",
+                gt,
+                "pred",
+                pred,
+                names,
+                expected=f"integer pred must have gt's shape, got {pred.dtype} "
+                "(only float scores carry a class axis)",
+            )
+        if spatial == gt.shape:
+            channels = pred.shape[class_axis_index]
+            if pred_kind == "labels":
+                raise context.error(
+                    "pred_kind: labels needs pred with gt's shape, but pred has a class axis",
+                    "save class ids with gt's shape, or set compose.pred_kind: scores",
+                )
+            if channels == 1:
+                if pred_kind == "scores":
+                    raise context.error(
+                        "pred_kind: scores needs one channel per class, but pred has a single channel",
+                        "save one score channel per class",
+                    )
+                return [_single_channel(item, class_axis, threshold, context) for item in _split(pred, gt)]
+            if pred_kind == "probability":
+                raise context.error(
+                    f"pred_kind: probability needs one channel, but pred has {channels} on its class axis",
+                    "set compose.pred_kind: scores (or auto) for per-class scores",
+                )
+            nan_message = _prefix("pred", names) + f"pred scores contain NaN (shape {pred.shape})"
+            return [_scores_to_labels(item, class_axis, nan_message) for item in _split(pred, gt)]
+
+    expected: list[int | str] = list(gt.shape)
+    expected.insert(class_axis_index, "C")
+    raise _mismatch(
+        "gt",
+        gt,
+        "pred",
+        pred,
+        names,
+        expected=f"expected pred {gt.shape}, or scores ({', '.join(map(str, expected))}) "
+        f"with class_axis={class_axis!r}" + _fitting_class_axis(gt, pred, class_axis),
+    )
+
+
+def _fitting_class_axis(gt: Stored, pred: Stored, class_axis: ClassAxis) -> str:
+    """A hint when pred's shape would fit the other class axis."""
+    if pred.ndim != gt.ndim + 1:
+        return ""
+    other: ClassAxis = "last" if class_axis == "first" else "first"
+    index = gt.ndim - 2 if other == "first" else gt.ndim
+    if pred.shape[:index] + pred.shape[index + 1 :] == gt.shape:
+        return f"; this shape fits compose.class_axis: {other}"
+    return ""
+
+
+@dataclass(frozen=True, eq=False)
+class _PredContext:
+    """What a message about pred must name: the file, shape, dtype, value range and num_classes."""
+
+    gt: Stored
+    pred: Stored
+    names: Mapping[str, str]
+    class_axis: ClassAxis
+    num_classes: int
+
+    def error(self, problem: str, fix: str) -> ArtifactError:
+        low, high = _value_range(self.pred)
+        return _bad(
+            "pred",
+            self.names,
+            f"{problem}: pred shape {self.pred.shape}, dtype {self.pred.dtype}, values {low:g} to {high:g}, "
+            f"gt shape {self.gt.shape}, num_classes {self.num_classes}; {fix}",
+        )
+
+
+def _value_range(array: Stored) -> tuple[float, float]:
+    """min and max ignoring NaN (NaN if every value is NaN), for messages."""
+    values = np.asarray(array)
+    finite_or_inf = values[~np.isnan(values)] if values.dtype.kind == "f" else values
+    if finite_or_inf.size == 0:
+        return float("nan"), float("nan")
+    return float(finite_or_inf.min()), float(finite_or_inf.max())
+
+
+# How many evenly spaced values of a float pred decide, cheaply, whether it holds labels or probabilities.
+_KIND_SAMPLE = 4096
+
+
+def _float_kind(context: _PredContext) -> PredKind:
+    """`auto` for a float pred with gt's shape: labels if its values are whole numbers, a probability map if
+    num_classes is 2 and they lie in [0, 1], else an error. Decided on a strided sample (a memory map is not
+    read in full); the full read that follows confirms it exactly."""
+    flat = np.asarray(context.pred).reshape(-1)
+    sample = flat[:: max(1, flat.size // _KIND_SAMPLE)]
+    if np.isnan(sample).any():
+        raise ArtifactError(
+            _prefix("pred", context.names) + f"pred probabilities contain NaN (shape {context.pred.shape})"
+        )
+    if np.array_equal(sample, np.round(sample)):
+        return "labels"
+    if context.num_classes == 2 and sample.min() >= 0.0 and sample.max() <= 1.0:
+        return "probability"
+    raise context.error(
+        "float pred with gt's shape holds neither class ids (whole numbers) nor probabilities "
+        "(values in [0, 1] with num_classes 2)",
+        "save class ids (pred.argmax(axis=1)) or per-class scores with a class axis, or set "
+        "compose.pred_kind",
+    )
+
+
+def _integral_labels(values: np.ndarray, context: _PredContext) -> np.ndarray:
+    """Float class ids as integers, every value checked: the one full read of pred confirms the sample."""
+    if np.isnan(values).any():
+        raise context.error(
+            "pred holds float class ids but contains NaN", "save class ids as integers (pred.astype(int))"
+        )
+    low, high = float(values.min()), float(values.max())
+    if low < -(2**31) or high >= 2**31:
+        raise context.error("float class ids outside the int32 range", "save class ids as integers")
+    labels = values.astype(np.int32)
+    if not np.array_equal(labels, values):
+        fractional = np.asarray(values)[labels != values]
+        raise context.error(
+            f"pred holds float class ids but {fractional.size} values are not whole numbers "
+            f"(e.g. {float(fractional[0]):g})",
+            "save class ids as integers, or set compose.pred_kind: probability for a probability map",
+        )
+    return labels
+
+
+def _probability_labels(values: np.ndarray, threshold: float, context: _PredContext) -> np.ndarray:
+    if np.isnan(values).any():
+        raise ArtifactError(
+            _prefix("pred", context.names) + f"pred probabilities contain NaN (shape {context.pred.shape})"
+        )
+    if context.num_classes != 2:
+        raise context.error(
+            "a probability map is thresholded into classes 0 and 1, which needs num_classes 2",
+            "save per-class scores with a class axis, or class ids",
+        )
+    if float(values.min()) < 0.0 or float(values.max()) > 1.0:
+        raise context.error(
+            "probabilities must lie in [0, 1]", "apply a sigmoid first, or save class ids (pred > 0)"
+        )
+    return (values >= threshold).view(np.uint8)
+
+
+def _single_channel(
+    scores: Stored, class_axis: ClassAxis, threshold: float, context: _PredContext
+) -> np.ndarray:
+    """One item's (1, H, W) or (H, W, 1) map: a probability map for two classes, never a silent threshold."""
+    values = np.asarray(scores)
+    plane = values[0] if class_axis == "first" else values[..., 0]
+    if context.num_classes != 2:
+        raise context.error(
+            "a single-channel pred is a probability map, which needs num_classes 2 (an argmax over one "
+            "channel is always class 0)",
+            "save one score channel per class, or class ids with gt's shape (squeeze the channel axis)",
+        )
+    return _probability_labels(plane, threshold, context)
+
+
+def _scores_to_labels(scores: Stored, class_axis: ClassAxis, nan_message: str) -> np.ndarray:
+    """One item's (C, H, W) or (H, W, C) scores, C > 1 → (H, W) labels."""
+    by_class = scores if class_axis == "first" else scores.transpose((2, 0, 1))
+    return argmax_over_classes(by_class, nan_message=nan_message)
+
+
+def argmax_over_classes(scores: Stored, *, nan_message: str = "scores contain NaN") -> np.ndarray:
+    """Labels of the highest score over axis 0 of (C, H, W) float scores; ties go to the lowest class id.
+
+    Equals np.argmax(scores, axis=0) but is several times faster on big float16 batches: running comparisons
+    over classes walk row blocks, and float16 is compared as its raw int16 bits (numpy emulates float16
+    arithmetic, while int16 compares are vectorised). Labels come back in the smallest unsigned dtype that
+    holds C - 1.
+    """
+    stored = isinstance(scores, FileArray)
+    if not stored:
+        scores = np.asarray(scores)
+    classes, height, width = scores.shape
+    label_dtype = np.min_scalar_type(classes - 1)
+    half = scores.dtype.itemsize == 2
+    if half:
+        source = scores.view(np.dtype(np.int16).newbyteorder(scores.dtype.byteorder))
+        work_dtype = np.dtype(np.int16)
+    else:
+        source = scores
+        work_dtype = scores.dtype.newbyteorder("=")
+    # Native float16 rows in memory are compared where they lie, since they are only read; anything else is
+    # gathered into a native, contiguous work block, fixing the byte order in the same pass. From a file,
+    # each block is read straight into that buffer (through a raw one when the byte order needs fixing).
+    in_place = not stored and half and source.dtype.isnative and source.strides[2] == source.itemsize
+
+    rows = min(height, max(1, _WORK_BUFFER_BYTES // (classes * width * work_dtype.itemsize)))
+    work = None if in_place else np.empty((classes, rows, width), dtype=work_dtype)
+    raw = None
+    from_file = source if isinstance(source, FileArray) else None
+    if from_file is not None and work is not None:
+        raw = work if source.dtype == work_dtype else np.empty(work.shape, dtype=source.dtype)
+    scratch = _Scratch(rows, width, work_dtype, label_dtype)
+    labels = np.empty((height, width), dtype=label_dtype)
+
+    for top in range(0, height, rows):
+        count = min(rows, height - top)
+        out = labels[top : top + count]
+        if work is None:
+            block = source[:, top : top + count]
+        else:
+            block = work[:, :count]
+            if from_file is not None and raw is not None:
+                from_file[:, top : top + count].read_into(raw[:, :count])
+                if raw is not work:
+                    np.copyto(block, raw[:, :count])
+            else:
+                np.copyto(block, source[:, top : top + count])
+        if half:
+            _half_argmax(block, out, scratch, nan_message)
+            continue
+        best = scratch.running_best(block, out, np.greater, np.maximum)
+        # np.maximum propagates NaN, so any NaN among the classes leaves a NaN running maximum.
+        if np.isnan(best).any():
+            raise ArtifactError(nan_message)
+    return labels
+
+
+class _Scratch:
+    """Buffers for the running comparisons over one row block, allocated once per argmax."""
+
+    def __init__(self, rows: int, width: int, work_dtype: np.dtype, label_dtype: np.dtype) -> None:
+        self.label_type = label_dtype.type
+        self.best = np.empty((rows, width), dtype=work_dtype)
+        self.second_best = np.empty((rows, width), dtype=work_dtype)
+        self.second_labels = np.empty((rows, width), dtype=label_dtype)
+        self.beats = np.empty((rows, width), dtype=bool)
+        self.candidate = np.empty((rows, width), dtype=label_dtype)
+
+    def running_best(
+        self,
+        block: np.ndarray,
+        out: np.ndarray,
+        better: np.ufunc,
+        keep: np.ufunc,
+        *,
+        second: bool = False,
+    ) -> np.ndarray:
+        """out := the first class whose value no later class beats; returns the winning values (a buffer)."""
+        count = out.shape[0]
+        best = (self.second_best if second else self.best)[:count]
+        beats = self.beats[:count]
+        # Same itemsize: the mask viewed as uint8 multiplies without a bool-to-int cast.
+        beats_as_int = beats.view(np.uint8)
+        candidate = self.candidate[:count]
+        np.copyto(best, block[0])
+        out[...] = 0
+        for class_id in range(1, block.shape[0]):
+            better(block[class_id], best, out=beats)
+            # Class ids only grow during the walk, so max(label, beats * id) sets the label where it wins.
+            np.multiply(beats_as_int, self.label_type(class_id), out=candidate)
+            np.maximum(out, candidate, out=out)
+            keep(best, block[class_id], out=best)
+        return best
+
+
+def _half_argmax(block: np.ndarray, out: np.ndarray, scratch: _Scratch, nan_message: str) -> None:
+    """Argmax of float16 scores given as their raw int16 bits, without converting them.
+
+    float16 is sign-magnitude. As int16, non-negative floats keep their order and sit above every negative
+    one, so where a pixel's raw maximum is positive it is the float maximum. Negative floats (-0 included)
+    order backwards, so where the raw maximum is negative every class is negative and the raw *minimum* is
+    the float maximum. Where the raw maximum is 0 (+0), a -0 (the smallest raw value, -32768) ties with it,
+    and the lower of the first +0 and the first -0 wins.
+    """
+    highest = scratch.running_best(block, out, np.greater, np.maximum)
+    # A +NaN is above every other raw value; a -NaN is above -inf only when read as unsigned.
+    if highest.max() > _HALF_INF_BITS or block.view(np.uint16).max() > _HALF_NEG_INF_BITS:
+        raise ArtifactError(nan_message)
+    if highest.min() > 0:
+        return
+    from_lowest = scratch.second_labels[: out.shape[0]]
+    lowest = scratch.running_best(block, from_lowest, np.less, np.minimum, second=True)
+    use_lowest = highest < 0
+    use_lowest |= (highest == 0) & (lowest == _HALF_NEGATIVE_ZERO) & (from_lowest < out)
+    # out += use_lowest * (from_lowest - out) in wrapping unsigned arithmetic: a select without a masked copy.
+    np.subtract(from_lowest, out, out=from_lowest)
+    np.multiply(from_lowest, use_lowest.view(np.uint8), out=from_lowest)
+    np.add(out, from_lowest, out=out)
+
+
+# --- images ------------------------------------------------------------------------------------------------
+
+
+def _images(gt: Stored, image: Stored, names: Mapping[str, str]) -> list[Stored]:
+    accepted = (gt.shape, (*gt.shape, 1), (*gt.shape, 3))
+    if image.shape not in accepted:
+        raise _mismatch(
+            "gt",
+            gt,
+            "image",
+            image,
+            names,
+            expected=f"expected image {accepted[0]}, {accepted[1]} or {accepted[2]}",
+        )
+    if image.dtype.kind not in "biuf":
+        raise _bad("image", names, f"image must be uint8, integer or float in [0, 1], got {image.dtype}")
+    if image.dtype.kind == "f":
+        image = np.asarray(image)  # converted in full anyway: read once
+    if image.dtype.kind == "f" and np.isnan(image).any():
+        raise _bad("image", names, f"image contains NaN (shape {image.shape})")
+    return [_to_rgb8(item) for item in _split(image, gt)]
+
+
+def _to_rgb8(image: Stored) -> Stored:
+    """(H, W), (H, W, 1) or (H, W, 3) of any accepted dtype → (H, W, 3) uint8, clipping, never wrapping."""
+    if isinstance(image, FileArray):
+        if image.dtype == np.uint8 and image.ndim == 3 and image.shape[-1] == 3:
+            return image  # the composer reads only the rows it samples
+        image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[..., np.newaxis]
+    rgb = _to_uint8(image)
+    return rgb if rgb.shape[-1] == 3 else np.repeat(rgb, 3, axis=-1)
+
+
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+    if image.dtype == np.uint8:
+        return image
+    if image.dtype.kind == "b":
+        return image.view(np.uint8) * np.uint8(255)
+    if image.dtype.kind == "f":
+        scaled = np.clip(image.astype(np.float64 if image.dtype.itemsize > 4 else np.float32), 0.0, 1.0)
+        scaled *= 255
+        return np.rint(scaled, out=scaled).astype(np.uint8)
+    # Bounds inside the dtype's own range: numpy refuses a Python int the dtype cannot hold (255 for int8).
+    limits = np.iinfo(image.dtype)
+    return np.clip(image, max(0, limits.min), min(255, limits.max)).astype(np.uint8)
+
+
+# --- shapes, views and messages -----------------------------------------------------------------------------
+
+
+def _split(array: Stored, gt: Stored) -> list[Stored]:
+    """Per-item views: a batch when gt is (N, H, W), else the array is the only item."""
+    if gt.ndim == 3:
+        return [array[index] for index in range(array.shape[0])]
+    return [array]
+
+
+def _bool_as_uint8(labels: Stored) -> Stored:
+    # Same itemsize, so this is a view, not a copy: bool masks become class ids 0 and 1.
+    return labels.view(np.uint8) if labels.dtype.kind == "b" else labels
+
+
+def _check_dims_and_size(role: str, array: Stored, names: Mapping[str, str]) -> None:
+    if not 2 <= array.ndim <= 4:
+        raise _bad(role, names, f"{role} must have 2 to 4 dimensions, got shape {array.shape}")
+    if array.size == 0:
+        raise _bad(role, names, f"{role} is empty, got shape {array.shape}")
+
+
+def _prefix(role: str, names: Mapping[str, str]) -> str:
+    return f"{names[role]}: " if role in names else ""
+
+
+def _bad(role: str, names: Mapping[str, str], reason: str) -> ArtifactError:
+    return ArtifactError(_prefix(role, names) + reason)
+
+
+def _described(role: str, array: Stored, names: Mapping[str, str]) -> str:
+    return f"{role} {names[role]} {array.shape}" if role in names else f"{role} {array.shape}"
+
+
+def _mismatch(
+    role_a: str, a: Stored, role_b: str, b: Stored, names: Mapping[str, str], expected: str = ""
+) -> ArtifactError:
+    message = f"shape mismatch: {_described(role_a, a, names)} vs {_described(role_b, b, names)}"
+    return ArtifactError(f"{message}; {expected}" if expected else message)
