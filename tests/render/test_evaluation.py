@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import io
 import math
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from segwatch.errors import ArtifactError
 from segwatch.render.evaluation import epoch_confusion, item_confusion, metric_summaries
-from segwatch.render.figures import ABSENT_ROW, TARGET_WIDTH, confusion_heatmap, heat_colours, heatmap_layout
+from segwatch.render.figures import (
+    ABSENT_ROW,
+    HEATMAP_PALETTE,
+    TARGET_WIDTH,
+    confusion_heatmap,
+    heat_colours,
+    heatmap_indices,
+    heatmap_layout,
+)
 from segwatch.render.items import Item
+from segwatch.render.lettering import line_height, text_levels
 
 
 def test_prediction_of_ignore_index_counts_against_the_class_but_predicts_none() -> None:
@@ -97,3 +108,59 @@ def test_many_classes_give_a_heatmap_without_names_or_values() -> None:
     assert layout.names == () and layout.value_size == 0
     picture = confusion_heatmap(np.eye(300, dtype=np.int64), [str(c) for c in range(300)])
     assert picture.shape[:2] == (layout.height, layout.width)
+
+
+def _inked(region: np.ndarray, backdrop: np.ndarray) -> np.ndarray:
+    """The bounding box of the pixels that differ from `backdrop`, as a bool mask."""
+    ink = (region != backdrop).any(axis=-1)
+    if not ink.any():
+        return ink[:0, :0]
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    return ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def _text_shape(text: str, size: int) -> np.ndarray:
+    levels = text_levels(text, size) > 0
+    rows, cols = np.flatnonzero(levels.any(axis=1)), np.flatnonzero(levels.any(axis=0))
+    return levels[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def test_the_logged_heatmap_shows_each_cells_share_and_each_rows_name() -> None:
+    """Decoded from the summary's PNG: every cell's colour is its row share's, every nonzero cell carries its
+    share in percent (the digits' exact shapes), zero cells are blank, and each row is named."""
+    names = ("road", "sky", "car", "bike")
+    confusion = np.array([[6, 2, 0, 0, 0], [1, 1, 0, 0, 0], [0, 0, 7, 0, 0], [1, 0, 0, 399, 0]])
+    (summary,) = [
+        s for s in metric_summaries("m", confusion, class_names=names) if s.tag == "m/confusion_matrix"
+    ]
+    payload = summary.payload
+    assert isinstance(payload, tuple)
+    with Image.open(io.BytesIO(payload[2])) as image:
+        assert image.mode == "P"  # paletted, like the label composites
+        picture = np.array(image.convert("RGB"))
+    np.testing.assert_array_equal(picture, confusion_heatmap(confusion[:, :4], list(names)))
+    layout = heatmap_layout(names)
+    cell = layout.cell
+    expected = {(0, 0): "75", (0, 1): "25", (1, 0): "50", (1, 1): "50", (2, 2): "100", (3, 0): "<1"}
+    expected[(3, 3)] = "100"  # 399/400 rounds to 100
+    for gt in range(4):
+        shares = confusion[gt, :4] / confusion[gt].sum()
+        for pred in range(4):
+            top, left = layout.top + gt * cell, layout.left + pred * cell
+            square = picture[top : top + cell, left : left + cell]
+            np.testing.assert_array_equal(square[0, 0], heat_colours(np.array(shares[pred])))
+            digits = _inked(square, square[0, 0])
+            if (gt, pred) in expected:
+                np.testing.assert_array_equal(digits, _text_shape(expected[(gt, pred)], layout.value_size))
+            else:
+                assert digits.size == 0, (gt, pred)
+        title = line_height(layout.size) + layout.size // 3  # the "ground truth" title runs up the left edge
+        band = picture[layout.top + gt * cell : layout.top + (gt + 1) * cell, title : layout.left]
+        np.testing.assert_array_equal(_inked(band, picture[0, 0]), _text_shape(names[gt], layout.size))
+
+
+def test_the_heatmap_fits_a_png_palette_and_its_ramp_ends_exactly() -> None:
+    assert len(HEATMAP_PALETTE) <= 256
+    np.testing.assert_array_equal(heat_colours(np.array([0.0, 1.0])), [[255, 255, 255], [8, 48, 107]])
+    indices = heatmap_indices(np.eye(3, dtype=np.int64), ["a", "b", "c"])
+    assert indices.dtype == np.uint8 and int(indices.max()) < len(HEATMAP_PALETTE)

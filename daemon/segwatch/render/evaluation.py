@@ -14,7 +14,7 @@ import numpy as np
 
 from segwatch.errors import ArtifactError
 from segwatch.metrics.confusion import ClassIdError, Scores, count_confusion, new_confusion, scores
-from segwatch.render.figures import confusion_heatmap, iou_table
+from segwatch.render.figures import HEATMAP_PALETTE, heatmap_indices, iou_table
 from segwatch.render.items import Item
 from segwatch.render.png import encode_png
 from segwatch.summaries import Summary, image_summary, scalar_summary, text_summary
@@ -128,13 +128,13 @@ def metric_summaries(
 
 def _confusion_summary(prefix: str, confusion: np.ndarray, class_names: Sequence[str]) -> Summary:
     num_classes = confusion.shape[0]
-    pixels = confusion_heatmap(
+    pixels = heatmap_indices(
         confusion[:, :num_classes], [class_label(c, class_names) for c in range(num_classes)]
     )
     height, width = pixels.shape[:2]
     return image_summary(
         f"{prefix}/confusion_matrix",
-        [encode_png(pixels)],
+        [encode_png(pixels, HEATMAP_PALETTE)],
         width=width,
         height=height,
         description="Rows: ground truth, columns: prediction, each row normalised to sum to 1 (white 0, dark "

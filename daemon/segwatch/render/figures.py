@@ -6,8 +6,11 @@ a colour scale and, when the cells are large enough, each cell's share in percen
 TARGET_WIDTH px wide, more than any TensorBoard card, so TensorBoard only ever scales it down (an upscaled
 picture blurs its text); its text is sized for the card it will be shown in.
 
-Everything that depends only on the class names (titles, names, scale) is drawn once per set of names and
-cached; each epoch only fills the cells.
+The picture is 8-bit paletted, like the label composites, because it is written every epoch: shares are
+quantised to RAMP_LEVELS colours of the ramp and text to lettering's TEXT_LEVELS ink levels, so every pixel is
+one of HEATMAP_PALETTE's entries and it encodes as fast as a label map (an RGB encode cost 5x more). Everything
+that depends only on the class names (titles, names, scale) is drawn once per set of names and cached; each
+epoch fills the cells, and each cell's value text is a cached block of indices.
 """
 
 from __future__ import annotations
@@ -19,16 +22,21 @@ from dataclasses import dataclass
 import numpy as np
 
 from segwatch.metrics.confusion import Scores
-from segwatch.render.lettering import CARD_WIDTH, line_height, text_coverage, text_width
+from segwatch.render.lettering import CARD_WIDTH, TEXT_LEVELS, line_height, text_levels, text_width
 
 __all__ = [
     "ABSENT_ROW",
+    "HEATMAP_PALETTE",
     "HEAT_HIGH",
     "HEAT_LOW",
+    "RAMP_LEVELS",
     "TARGET_WIDTH",
     "HeatmapLayout",
+    "cell_text",
     "confusion_heatmap",
     "heat_colours",
+    "heat_levels",
+    "heatmap_indices",
     "heatmap_layout",
     "iou_table",
 ]
@@ -37,17 +45,54 @@ HEAT_LOW = np.array([255, 255, 255], dtype=np.float64)  # share 0
 HEAT_HIGH = np.array([8, 48, 107], dtype=np.float64)  # share 1
 ABSENT_ROW = np.array([190, 190, 190], dtype=np.uint8)  # a class with no ground-truth pixels
 _INK = np.array([20, 20, 20], dtype=np.float64)
-_PAPER = 255
+_WHITE_INK = np.array([255, 255, 255], dtype=np.float64)
+_LIGHT_INK_ABOVE = 0.45  # share above which a cell's value is written in white
+# Shares are shown in RAMP_LEVELS steps (1.2 % apart; the cells print the share itself): the ramp, two faint ink
+# levels over each ramp colour, full dark and white ink and the absent row's grey fill the 256 palette entries.
+RAMP_LEVELS = 84
 TARGET_WIDTH = 800  # px: wider than TensorBoard's cards (350 px in the Images tab, ~460 in Time Series)
 _LONGEST_LABEL = 18  # characters of a class name drawn beside the matrix
 _TITLE_SCREEN_PX = 14  # on-screen size of axis titles and class names at CARD_WIDTH
 _SMALLEST_NAME = 9  # px: below this, class names are left out (too many classes) and only titles remain
 
 
+def heat_levels(shares: np.ndarray) -> np.ndarray:
+    """Shares in [0, 1] → their step of the colour ramp, 0 (white) .. RAMP_LEVELS - 1 (dark blue)."""
+    return np.rint(np.clip(shares, 0.0, 1.0) * (RAMP_LEVELS - 1)).astype(np.intp)
+
+
+def _palette() -> tuple[np.ndarray, np.ndarray]:
+    """The heatmap's palette, and for each ramp step the indices of its text levels 0..TEXT_LEVELS (0: the
+    step's own colour, then faint to full ink: dark ink on light steps, white on dark ones)."""
+    ramp = HEAT_LOW + (HEAT_HIGH - HEAT_LOW) * np.linspace(0.0, 1.0, RAMP_LEVELS)[:, None]
+    faint = TEXT_LEVELS - 1  # levels between the backdrop and full ink
+    dark_ink, white_ink = RAMP_LEVELS * (1 + faint), RAMP_LEVELS * (1 + faint) + 1
+    colours = [ramp]
+    levels = np.empty((RAMP_LEVELS, TEXT_LEVELS + 1), dtype=np.uint8)
+    for step in range(RAMP_LEVELS):
+        light = step / (RAMP_LEVELS - 1) > _LIGHT_INK_ABOVE
+        ink = _WHITE_INK if light else _INK
+        first = RAMP_LEVELS + step * faint
+        colours.append(ramp[step] + (ink - ramp[step]) * (np.arange(1, faint + 1)[:, None] / TEXT_LEVELS))
+        levels[step] = [step, *range(first, first + faint), white_ink if light else dark_ink]
+    colours += [_INK[None], _WHITE_INK[None], ABSENT_ROW[None].astype(np.float64)]  # then the absent row
+    palette = np.rint(np.concatenate(colours)).astype(np.uint8)
+    if len(palette) > 256:
+        raise AssertionError(f"the heatmap needs {len(palette)} colours, a PNG palette holds 256")
+    palette.flags.writeable = False
+    levels.flags.writeable = False
+    return palette, levels
+
+
+HEATMAP_PALETTE, _TEXT_INDICES = _palette()
+_ABSENT_INDEX = len(HEATMAP_PALETTE) - 1
+_DARK_INK_INDEX = _ABSENT_INDEX - 2
+_PAPER_INDEX = 0  # share 0 is white
+
+
 def heat_colours(shares: np.ndarray) -> np.ndarray:
-    """Shares in [0, 1] → uint8 RGB, linear from white to dark blue."""
-    shares = np.clip(shares, 0.0, 1.0)[..., np.newaxis]
-    return np.rint(HEAT_LOW + (HEAT_HIGH - HEAT_LOW) * shares).astype(np.uint8)
+    """Shares in [0, 1] → uint8 RGB as drawn: the colour of their ramp step, from white to dark blue."""
+    return HEATMAP_PALETTE[heat_levels(shares)]
 
 
 @dataclass(frozen=True)
@@ -115,32 +160,33 @@ def heatmap_layout(labels: Sequence[str]) -> HeatmapLayout:
     return _layout(tuple(labels))
 
 
-def _paint(picture: np.ndarray, coverage: np.ndarray, top: int, left: int, ink: np.ndarray = _INK) -> None:
-    height = min(coverage.shape[0], picture.shape[0] - top)
-    width = min(coverage.shape[1], picture.shape[1] - left)
+def _paint(picture: np.ndarray, levels: np.ndarray, top: int, left: int, step: int = _PAPER_INDEX) -> None:
+    """Write text (lettering's ink levels) at (top, left) over ramp step `step`, clipped to the picture."""
+    height = min(levels.shape[0], picture.shape[0] - top)
+    width = min(levels.shape[1], picture.shape[1] - left)
     if height <= 0 or width <= 0 or top < 0 or left < 0:
         return
-    alpha = coverage[:height, :width, None].astype(np.float32) / 255
     region = picture[top : top + height, left : left + width]
-    region[...] = np.rint(region * (1 - alpha) + ink * alpha).astype(np.uint8)
+    inked = _TEXT_INDICES[step][levels[:height, :width]]
+    np.copyto(region, inked, where=levels[:height, :width] > 0)
 
 
 @functools.lru_cache(maxsize=32)
 def _frame(labels: tuple[str, ...]) -> np.ndarray:
-    """The picture without its cells: titles, class names and the colour scale."""
+    """The picture's palette indices without its cells: titles, class names and the colour scale."""
     layout = _layout(labels)
     size, cell, count = layout.size, layout.cell, len(labels)
     pad = size // 3
-    picture = np.full((layout.height, layout.width, 3), _PAPER, dtype=np.uint8)
+    picture = np.full((layout.height, layout.width), _PAPER_INDEX, dtype=np.uint8)
     matrix = count * cell
     # Axis titles: prediction across the top, ground truth up the left side.
-    across = text_coverage("prediction", size)
+    across = text_levels("prediction", size)
     _paint(picture, across, 0, layout.left + max(0, (matrix - across.shape[1]) // 2))
-    up = np.rot90(text_coverage("ground truth", size))
+    up = np.rot90(text_levels("ground truth", size))
     _paint(picture, up, layout.top + max(0, (matrix - up.shape[0]) // 2), 0)
     name_h = line_height(size)
     for index, name in enumerate(layout.names):
-        mask = text_coverage(name, size)
+        mask = text_levels(name, size)
         offset = index * cell + (cell - name_h) // 2
         # Row names right-aligned beside their row; column names read bottom to top above their column.
         _paint(picture, mask, layout.top + offset, layout.left - pad - mask.shape[1])
@@ -148,26 +194,40 @@ def _frame(labels: tuple[str, ...]) -> np.ndarray:
         _paint(picture, column, layout.top - pad - column.shape[0], layout.left + offset)
     # Colour scale: share 1 at the top, 0 at the bottom, labelled at both ends and the middle.
     shares = np.linspace(1.0, 0.0, matrix)[:, None]
-    bar = heat_colours(np.repeat(shares, layout.scale_width, axis=1))
+    bar = heat_levels(np.repeat(shares, layout.scale_width, axis=1)).astype(np.uint8)
     picture[layout.top : layout.top + matrix, layout.scale_left : layout.scale_left + layout.scale_width] = (
         bar
     )
     edge = picture[
         layout.top : layout.top + matrix, layout.scale_left : layout.scale_left + layout.scale_width
     ]
-    edge[[0, -1], :] = _INK.astype(np.uint8)
-    edge[:, [0, -1]] = _INK.astype(np.uint8)
+    edge[[0, -1], :] = _DARK_INK_INDEX
+    edge[:, [0, -1]] = _DARK_INK_INDEX
     for text, at in (("100%", 0), ("50%", matrix // 2 - name_h // 2), ("0%", matrix - name_h)):
         _paint(
-            picture, text_coverage(text, size), layout.top + at, layout.scale_left + layout.scale_width + pad
+            picture, text_levels(text, size), layout.top + at, layout.scale_left + layout.scale_width + pad
         )
     picture.flags.writeable = False
     return picture
 
 
-def confusion_heatmap(confusion: np.ndarray, labels: Sequence[str]) -> np.ndarray:
-    """(H, W, 3) uint8 picture of a (C, C) confusion matrix, rows normalised, with axis titles, class names
-    (when there is room), cell values in percent (when they fit) and a colour scale."""
+def cell_text(share: float) -> str:
+    """What a cell with a nonzero count says: its share in whole percent, "<1" below half a percent."""
+    return f"{share * 100:.0f}" if share >= 0.005 else "<1"
+
+
+@functools.lru_cache(maxsize=4096)
+def _value_block(text: str, size: int, step: int) -> np.ndarray:
+    """A cell value's text box as palette indices over ramp step `step`: the same few hundred blocks
+    recur every epoch, so each is built once."""
+    block = _TEXT_INDICES[step][text_levels(text, size)]
+    block.flags.writeable = False
+    return block
+
+
+def heatmap_indices(confusion: np.ndarray, labels: Sequence[str]) -> np.ndarray:
+    """(H, W) uint8 indices into HEATMAP_PALETTE of a (C, C) confusion matrix, rows normalised, with axis
+    titles, class names (when there is room), cell values in percent (when they fit) and a colour scale."""
     num_classes = confusion.shape[0]
     if confusion.shape != (num_classes, num_classes) or len(labels) != num_classes:
         raise ValueError(
@@ -179,26 +239,28 @@ def confusion_heatmap(confusion: np.ndarray, labels: Sequence[str]) -> np.ndarra
     picture = _frame(key).copy()
     rows = confusion.sum(axis=1, keepdims=True).astype(np.float64)
     shares = np.divide(confusion, rows, out=np.zeros(confusion.shape), where=rows > 0)
-    cells = heat_colours(shares)
-    cells[rows[:, 0] == 0] = ABSENT_ROW
+    steps = heat_levels(shares)
+    cells = steps.astype(np.uint8)
+    cells[rows[:, 0] == 0] = _ABSENT_INDEX
     cell = layout.cell
-    matrix = cells.repeat(cell, axis=0).repeat(cell, axis=1)
-    picture[layout.top : layout.top + matrix.shape[0], layout.left : layout.left + matrix.shape[1]] = matrix
+    side = num_classes * cell
+    # Each cell's index repeated over its square, in one copy: a broadcast (C, cell, C, cell) view.
+    matrix = picture[layout.top : layout.top + side, layout.left : layout.left + side]
+    matrix.reshape(num_classes, cell, num_classes, cell)[...] = cells[:, None, :, None]
     if layout.value_size:
         value_h = line_height(layout.value_size)
+        down = (cell - value_h) // 2
         for gt, pred in zip(*np.nonzero(confusion), strict=True):
-            share = shares[gt, pred]
-            text = f"{share * 100:.0f}" if share >= 0.005 else "<1"
-            mask = text_coverage(text, layout.value_size)
-            ink = np.array([255.0, 255.0, 255.0]) if share > 0.45 else _INK
-            _paint(
-                picture,
-                mask,
-                layout.top + gt * cell + (cell - value_h) // 2,
-                layout.left + pred * cell + (cell - mask.shape[1]) // 2,
-                ink,
-            )
+            block = _value_block(cell_text(float(shares[gt, pred])), layout.value_size, int(steps[gt, pred]))
+            height, width = min(block.shape[0], cell), min(block.shape[1], cell)
+            top, left = gt * cell + max(0, down), pred * cell + (cell - width) // 2
+            matrix[top : top + height, left : left + width] = block[:height, :width]
     return picture
+
+
+def confusion_heatmap(confusion: np.ndarray, labels: Sequence[str]) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of heatmap_indices: the picture as it is shown."""
+    return HEATMAP_PALETTE[heatmap_indices(confusion, labels)]
 
 
 def _cell(value: float | None) -> str:
