@@ -31,6 +31,7 @@ memory child): it checks that every part still runs, its figures mean nothing.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import io
 import json
@@ -128,7 +129,10 @@ class Pipeline:
 
 
 class SegwatchPipeline(Pipeline):
-    """The daemon's path for one artifact: render (load, normalise, count, compose, encode), write, flush."""
+    """The daemon's path for one artifact: render (load, normalise, count, compose, encode), write, flush,
+    commit. Each artifact is logged as the run's next epoch once the one before it is committed, as the daemon
+    logs a training run: the viewer then skips the unchanged ground truth, as it does from a run's second
+    epoch on (tests/bench/viewer.py times a run's first epoch too)."""
 
     images_only = False
 
@@ -138,7 +142,9 @@ class SegwatchPipeline(Pipeline):
         self.sink = EventSink(str(logdir))
 
     def process(self, step: int) -> None:
-        self.sink.write(self.artifact.run, step, self.renderer.render(self.artifact))
+        artifact = dataclasses.replace(self.artifact, epoch=step)
+        self.sink.write(artifact.run, step, self.renderer.render(artifact))
+        self.renderer.committed(artifact.run, step)
 
     def close(self) -> None:
         self.sink.close()
@@ -202,7 +208,11 @@ class FloorPipeline(Pipeline):
     def __init__(self, workload: Workload, data: Path, logdir: Path) -> None:
         super().__init__(workload, data, logdir)
         config = segwatch_config(workload, data, logdir / "unused", images_only=self.images_only)
-        rendered = Renderer(config).render(self.artifact)
+        # What segwatch writes for a run's second epoch on (see SegwatchPipeline).
+        renderer = Renderer(config)
+        renderer.render(self.artifact)
+        renderer.committed(self.artifact.run, self.artifact.epoch)
+        rendered = renderer.render(dataclasses.replace(self.artifact, epoch=self.artifact.epoch + 1))
         # Image summaries only; other blob sequences (the viewer's data) are written as they are.
         self.pictures = {
             s.tag: [_decoded(png) for png in s.payload[2:]]
