@@ -23,7 +23,8 @@ from hypothesis.extra import numpy as hnp
 from segwatch.errors import ArtifactError, NotReadyError
 from segwatch.intake.npy import MAGIC, check_complete, load_array, read_header
 from segwatch.metrics.confusion import confusion_matrix, scores
-from segwatch.render.compose import ComposeOptions, IndexSpace, compose_grid
+from segwatch.render.compose import ComposeOptions, compose_grid
+from segwatch.render.indexspace import IndexSpace
 from segwatch.render.items import normalise
 from segwatch.render.palettes import build_palette
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from segwatch.render.compose import IndexSpace
+from segwatch.render.indexspace import IndexSpace
 from segwatch.render.palettes import CLASS_NAMES, build_palette
 
 from conftest import get, read_event_tensors

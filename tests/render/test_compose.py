@@ -8,15 +8,14 @@ from hypothesis import strategies as st
 
 from segwatch.errors import ArtifactError
 from segwatch.render.compose import (
-    RESERVED_SLOTS,
     ComposeOptions,
-    IndexSpace,
     compose_grid,
     compose_pair,
     content_box,
     resize_image_bilinear,
     resize_labels_nearest,
 )
+from segwatch.render.indexspace import RESERVED_SLOTS, IndexSpace
 from segwatch.render.items import Item
 from segwatch.render.palettes import (
     BUILTIN_PALETTES,
@@ -65,8 +64,9 @@ def options(
     panels: tuple[str, ...] = ("gt", "pred"),
     columns: int = 4,
     gutter: int = 2,
+    overlay_alpha: float = 0.4,
 ) -> ComposeOptions:
-    return ComposeOptions(size, resize, panels, columns, gutter)  # type: ignore[arg-type]
+    return ComposeOptions(size, resize, panels, columns, gutter, overlay_alpha)  # type: ignore[arg-type]
 
 
 def stripes(shape: tuple[int, int], values: list[int]) -> np.ndarray:
@@ -364,7 +364,8 @@ def test_palette_must_match_num_classes() -> None:
         ({"size": (0, 4)}, "panel_size"),
         ({"resize": "crop"}, "resize must be"),
         ({"panels": ("gt", "gt")}, "panels must be distinct"),
-        ({"panels": ("overlay",)}, "panels must be distinct"),
+        ({"panels": ("heatmap",)}, "panels must be distinct"),
+        ({"panels": ("overlay",), "overlay_alpha": 1.0}, "overlay_alpha must be in"),
         ({"panels": ()}, "panels must be distinct"),
         ({"columns": 0}, "columns must be at least 1"),
         ({"gutter": -1}, "gutter must be"),

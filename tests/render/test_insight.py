@@ -7,7 +7,7 @@ import pytest
 
 from segwatch.config import config_from_mapping
 from segwatch.errors import ConfigError
-from segwatch.render.compose import IndexSpace
+from segwatch.render.indexspace import IndexSpace
 from segwatch.render.insight import Insight
 from segwatch.render.items import Item
 from segwatch.render.palettes import build_palette
@@ -67,8 +67,9 @@ def test_overlay_makes_the_image_a_required_role_and_rgb() -> None:
             env={},
         ).required_roles
     )
-    assert insight(panels=["overlay"]).rgb
-    assert not insight().rgb  # the index-space composer draws the default panels
+    batch = items([2])
+    assert insight(panels=["overlay"]).compose([batch], "s")[0].palette is None
+    assert insight().compose([batch], "s")[0].palette is not None  # the default panels stay paletted
 
 
 def test_bad_choices_are_config_errors() -> None:

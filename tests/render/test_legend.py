@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from segwatch.render.compose import Composite, IndexSpace
 from segwatch.render.headers import HEADER_NAMES, header_height, header_strip, with_headers
+from segwatch.render.indexspace import Composite, IndexSpace
 from segwatch.render.items import Item
 from segwatch.render.legend import legend_classes, legend_layout, legend_strip, with_legend
 from segwatch.render.lettering import CARD_WIDTH, SCREEN_TEXT_PX, TIME_SERIES_HEIGHT, text_size_for

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from segwatch.config import config_from_mapping
-from segwatch.render.compose import IndexSpace
 from segwatch.render.evaluation import classes_present, item_counts
+from segwatch.render.indexspace import IndexSpace
 from segwatch.render.insight import Insight
 from segwatch.render.items import Item
 from segwatch.render.legend import legend_classes

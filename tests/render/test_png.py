@@ -5,7 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from segwatch.render.compose import ComposeOptions, IndexSpace, compose_grid
+from segwatch.render.compose import ComposeOptions, compose_grid
+from segwatch.render.indexspace import IndexSpace
 from segwatch.render.items import Item
 from segwatch.render.palettes import build_palette
 from segwatch.render.png import encode_png

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from segwatch.render.compose import Composite, IndexSpace
+from segwatch.render.indexspace import Composite, IndexSpace
 from segwatch.render.legend import paint_text
 from segwatch.render.lettering import line_height, text_size_for, text_width
 

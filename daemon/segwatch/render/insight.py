@@ -1,8 +1,8 @@
-"""What the renderer adds around the composer: which items are shown, the RGB panels, the legend and the
+"""What the renderer adds around the composer: which items are shown, the headers, the legend and the
 epoch's metrics. Pure: items in, composites and summaries out.
 
-With the defaults' panels (image, gt, pred) the index-space composer draws the picture; this module only
-chooses the items, appends the legend and computes the metrics.
+The composer (compose.py) draws every panel set; this module only chooses the items, sizes the grid and its
+text, appends the headers and the legend and computes the metrics.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from segwatch.config import Config
-from segwatch.render.compose import ComposeOptions, Composite, IndexSpace, compose_grid, grid_layout
+from segwatch.render.compose import ComposeOptions, compose_grid, grid_layout
 from segwatch.render.evaluation import (
     MAX_METRIC_CLASSES,
     classes_present,
@@ -24,10 +24,10 @@ from segwatch.render.evaluation import (
 )
 from segwatch.render.geometry import GridShape, fit_grid, grid_size
 from segwatch.render.headers import header_height, with_headers
+from segwatch.render.indexspace import Composite, IndexSpace
 from segwatch.render.items import Item
 from segwatch.render.legend import legend_classes, legend_height, with_legend
 from segwatch.render.lettering import text_size_for
-from segwatch.render.panels import RGB_PANELS, PanelOptions, compose_rgb_grid
 from segwatch.summaries import Summary
 
 __all__ = ["GUTTER", "Insight", "panel_notes"]
@@ -73,8 +73,6 @@ class Insight:
         self.config = config
         self.space = space
         self.panels = tuple(compose.panels)
-        # Overlay, error and boundary mix image pixels and fixed colours: the RGB composer draws those.
-        self.rgb = any(panel in RGB_PANELS for panel in compose.panels)
         self.metrics = config.metrics.enabled
         if self.metrics and compose.num_classes > MAX_METRIC_CLASSES:
             log.warning(
@@ -163,29 +161,17 @@ class Insight:
         classes = self._legend_classes(shown, counts)
         shape, text_size = self.shape(len(groups[0]), classes)
         size = shape.panel_size
-        if self.rgb:
-            options: PanelOptions | ComposeOptions = PanelOptions(
-                panel_size=size,
-                resize=compose.resize,
-                panels=self.panels,
-                columns=shape.columns,
-                overlay_alpha=compose.overlay_alpha,
-                gutter=GUTTER,
-            )
-        else:
-            options = ComposeOptions(
-                panel_size=size,
-                resize=compose.resize,
-                panels=self.panels,
-                columns=shape.columns,
-                gutter=GUTTER,
-            )
+        options = ComposeOptions(
+            panel_size=size,
+            resize=compose.resize,
+            panels=self.panels,
+            columns=shape.columns,
+            gutter=GUTTER,
+            overlay_alpha=compose.overlay_alpha,
+        )
         out = []
         for group in groups:
-            if isinstance(options, PanelOptions):
-                composite = compose_rgb_grid(group, self.space, options, source=source)
-            else:
-                composite = compose_grid(group, self.space, options, source=source)
+            composite = compose_grid(group, self.space, options, source=source)
             _, corners = grid_layout(len(group), options)
             lefts = [left for item in corners[: options.columns] for _, left in item]
             if compose.headers:

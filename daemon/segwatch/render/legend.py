@@ -19,7 +19,7 @@ from typing import Literal
 
 import numpy as np
 
-from segwatch.render.compose import Composite, IndexSpace
+from segwatch.render.indexspace import Composite, IndexSpace
 from segwatch.render.items import Item
 from segwatch.render.lettering import line_height, text_levels, text_size_for, text_width
 

@@ -14,7 +14,7 @@ from segwatch.fingerprints import config_fingerprint
 from segwatch.intake.filearrays import ReadSession, Stored
 from segwatch.intake.layout import Artifact
 from segwatch.intake.npz import load_dump_file
-from segwatch.render.compose import Composite, IndexSpace
+from segwatch.render.indexspace import Composite, IndexSpace
 from segwatch.render.insight import Insight, panel_notes
 from segwatch.render.items import Item, normalise
 from segwatch.render.palettes import build_palette
