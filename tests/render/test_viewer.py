@@ -211,3 +211,40 @@ def test_viewer_disabled_writes_no_viewer_tags(tmp_path) -> None:
     processor.process(discover(config)[0][0])
     processor.sink.close()
     assert not [tag for tag in read_event_tensors(tmp_path / "tb" / "a") if "/viewer/" in tag]
+
+
+@pytest.mark.parametrize("max_side", [16, 40, 1024])
+def test_layers_the_count_pass_copies_out_are_the_pixels_the_viewer_samples_itself(
+    tmp_path, max_side
+) -> None:  # type: ignore[no-untyped-def]
+    """With metrics on, the viewer's gt and pred layers come out of the metrics' pass over the maps; with
+    metrics off the viewer samples the files itself. Both store the same ids."""
+    from segwatch.render.pipeline import Renderer
+
+    gt = dump(tmp_path, range(1))
+
+    def layers(metrics: bool) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        config = config_from_mapping(
+            {
+                "watch": {"root": str(tmp_path / "dumps"), "pattern": "{run}/epoch_{epoch}/{role}.npy"},
+                "tensorboard": {"logdir": str(tmp_path / "tb")},
+                "compose": {"num_classes": 5, "palette": "voc", "ignore_index": 255},
+                "metrics": {"enabled": metrics},
+                "viewer": {"max_side": max_side},
+            }
+        )
+        (artifact,) = discover(config)[0]
+        summaries = Renderer(config).render(artifact)
+        return {
+            s.tag: (pixels(s.payload[metadata.GT]), pixels(s.payload[metadata.PRED]))  # type: ignore[index]
+            for s in summaries
+            if "/viewer/item/" in s.tag
+        }
+
+    fused, own = layers(True), layers(False)
+    assert sorted(fused) == sorted(own) == [f"segwatch/viewer/item/{i}" for i in range(3)]
+    size = stored_size(48, 64, max_side)
+    for index, tag in enumerate(sorted(fused)):
+        np.testing.assert_array_equal(fused[tag][0], own[tag][0])
+        np.testing.assert_array_equal(fused[tag][1], own[tag][1])
+        np.testing.assert_array_equal(fused[tag][0], resize_labels_nearest(gt[index], size))

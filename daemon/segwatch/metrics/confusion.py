@@ -9,6 +9,9 @@ pixels share one (gt, pred) pair. Each run is found with two comparisons of neig
 once, weighted by its length; only the run starts (about 2% of the pixels of a real map) are ever cast,
 range-checked or binned. The work goes in chunks small enough that every temporary stays in cache, and noisy
 chunks (many short runs) are binned pixel by pixel instead, which is then the cheaper way.
+
+The count pass is the one read of an item's pixels, so it can also keep a nearest-neighbour sample of them
+(RowSample) for whoever needs the maps at another size (the viewer's stored layers): no second read.
 """
 
 from __future__ import annotations
@@ -21,7 +24,15 @@ import numpy as np
 
 from segwatch.intake.filearrays import Stored, paired_chunks
 
-__all__ = ["ClassIdError", "Scores", "confusion_matrix", "count_confusion", "new_confusion", "scores"]
+__all__ = [
+    "ClassIdError",
+    "RowSample",
+    "Scores",
+    "confusion_matrix",
+    "count_confusion",
+    "new_confusion",
+    "scores",
+]
 
 # Pixels per step: the masks and run arrays of one step (and an int64 pred chunk) stay in L2. Measured on
 # smooth 1024x2048 maps: 64K-pixel steps spend ~0.3 ns/pixel more on per-call overhead, 256K lose the cache.
@@ -42,13 +53,32 @@ class ClassIdError(ValueError):
         super().__init__(f"class id {value} outside [0, {num_classes}) and not ignore_index {ignore_index}")
 
 
+@dataclass(frozen=True, eq=False)
+class RowSample:
+    """Rows `rows` (ascending) and columns `cols` of an (H, W) gt and pred, written into `gt` and `pred`
+    ((len(rows), len(cols)) arrays) while they are counted. Values are cast to those arrays' dtypes: exact
+    when every id the count accepts (the classes and ignore_index) fits them, as the count raises on any
+    other id."""
+
+    rows: np.ndarray
+    cols: np.ndarray | slice
+    gt: np.ndarray
+    pred: np.ndarray
+
+
 def new_confusion(num_classes: int) -> np.ndarray:
     """An empty (num_classes + 1, num_classes + 1) int64 matrix for count_confusion to add into."""
     return np.zeros((num_classes + 1, num_classes + 1), dtype=np.int64)
 
 
 def count_confusion(
-    gt: Stored, pred: Stored, num_classes: int, ignore_index: int | None, *, out: np.ndarray
+    gt: Stored,
+    pred: Stored,
+    num_classes: int,
+    ignore_index: int | None,
+    *,
+    out: np.ndarray,
+    sample: RowSample | None = None,
 ) -> np.ndarray:
     """Add the (gt, pred) pairs of two equally shaped label arrays (any integer or bool dtype) into `out`.
 
@@ -56,23 +86,38 @@ def count_confusion(
     bin for ignore_index. Metrics read `out[:num_classes]`: ground-truth pixels of ignore_index are left out,
     and a labelled pixel predicted as ignore_index counts against its class but predicts none. Pure over the
     chunks it is given, so a caller may feed one item whole or a file piece by piece; raises ClassIdError,
-    naming gt or pred, for any other id (a stray prediction under an ignored pixel too).
+    naming gt or pred, for any other id (a stray prediction under an ignored pixel too). With `sample`, the
+    (H, W) maps' sampled rows are copied out of the chunks as they pass (chunks are then whole rows).
     """
     if gt.shape != pred.shape:
         raise ValueError(f"gt shape {gt.shape} and pred shape {pred.shape} differ")
     bins = num_classes + 1
     if out.shape != (bins, bins) or out.dtype != np.int64:
         raise ValueError(f"out must be ({bins}, {bins}) int64, got {out.shape} {out.dtype}")
+    chunk = _CHUNK
+    if sample is not None:
+        if gt.ndim != 2:
+            raise ValueError(f"a row sample needs (H, W) maps, got shape {gt.shape}")
+        chunk = max(1, _CHUNK // max(1, gt.shape[1])) * gt.shape[1]
     counts = np.zeros(bins * bins + 1, dtype=np.int64)  # the last bin: codes of a stray id
-    change = np.empty(_CHUNK, dtype=bool)
+    change = np.empty(chunk, dtype=bool)
     change[0] = True  # every chunk starts a run
-    scratch = np.empty(_CHUNK, dtype=bool)
-    lengths = np.empty(_CHUNK, dtype=np.intp)
+    scratch = np.empty(chunk, dtype=bool)
+    lengths = np.empty(chunk, dtype=np.intp)
+    first_row = taken = 0  # the chunk's first row; sampled rows copied so far
     gt_code = _Coder("gt", gt.dtype, num_classes, ignore_index, scale=bins)
     pred_code = _Coder("pred", pred.dtype, num_classes, ignore_index, scale=1)
     # Plain numpy chunks, read by offset into one bounded buffer when the maps are still on disk.
-    for g, p in paired_chunks(gt, pred, _CHUNK):
+    for g, p in paired_chunks(gt, pred, chunk):
         size = g.size
+        if sample is not None:
+            lines = size // gt.shape[1]
+            stop = taken + int(np.searchsorted(sample.rows[taken:], first_row + lines))
+            if stop > taken:
+                picked = sample.rows[taken:stop] - first_row
+                sample.gt[taken:stop] = g.reshape(lines, -1)[picked][:, sample.cols]
+                sample.pred[taken:stop] = p.reshape(lines, -1)[picked][:, sample.cols]
+            first_row, taken = first_row + lines, stop
         runs = change[:size]
         np.not_equal(g[1:], g[:-1], out=runs[1:])
         np.not_equal(p[1:], p[:-1], out=scratch[: size - 1])

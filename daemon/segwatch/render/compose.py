@@ -35,6 +35,7 @@ __all__ = [
     "content_box",
     "grid_layout",
     "is_rgb",
+    "nearest_taps",
     "resize_image_bilinear",
     "resize_labels_nearest",
 ]
@@ -92,7 +93,7 @@ def content_box(
     return (panel_h - out_h) // 2, (panel_w - out_w) // 2, out_h, out_w
 
 
-def _nearest_taps(size_in: int, size_out: int) -> np.ndarray | slice:
+def nearest_taps(size_in: int, size_out: int) -> np.ndarray | slice:
     """Source index under the centre of each output pixel: floor((i + 0.5) * size_in / size_out).
 
     When size_out divides size_in those are every k-th index from k // 2, returned as that slice.
@@ -108,8 +109,8 @@ def _sample_nearest(labels: Stored, size: tuple[int, int]) -> np.ndarray:
 
     Either way only the sampled rows are read (from a file, by offset).
     """
-    rows = _nearest_taps(labels.shape[0], size[0])
-    cols = _nearest_taps(labels.shape[1], size[1])
+    rows = nearest_taps(labels.shape[0], size[0])
+    cols = nearest_taps(labels.shape[1], size[1])
     picked = sample_rows(labels, rows)
     # take() keeps rows contiguous; `[:, cols]` would hand back a column-major array, slow to copy into a panel.
     return picked[:, cols] if isinstance(cols, slice) else picked.take(cols, axis=1)

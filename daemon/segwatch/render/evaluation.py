@@ -13,7 +13,14 @@ from collections.abc import Sequence
 import numpy as np
 
 from segwatch.errors import ArtifactError
-from segwatch.metrics.confusion import ClassIdError, Scores, count_confusion, new_confusion, scores
+from segwatch.metrics.confusion import (
+    ClassIdError,
+    RowSample,
+    Scores,
+    count_confusion,
+    new_confusion,
+    scores,
+)
 from segwatch.render.figures import HEATMAP_PALETTE, heatmap_indices, iou_table
 from segwatch.render.items import Item
 from segwatch.render.png import encode_png
@@ -52,14 +59,19 @@ def class_label(class_id: int, class_names: Sequence[str]) -> str:
     return name.replace("/", "_")
 
 
-def item_counts(item: Item, num_classes: int, ignore_index: int | None) -> np.ndarray:
+def item_counts(
+    item: Item, num_classes: int, ignore_index: int | None, sample: RowSample | None = None
+) -> np.ndarray:
     """(num_classes + 1, num_classes + 1) counts of one item in one pass over its pixels: rows ground truth,
     columns prediction, each with a last bin for ignore_index. The metrics use the first num_classes rows; the
     last row (pixels the ground truth ignores) still tells which classes the prediction panel shows. Raises
-    ArtifactError, naming the file, for an id that is neither a class nor ignore_index."""
+    ArtifactError, naming the file, for an id that is neither a class nor ignore_index. `sample` (for an item
+    without a volume) is filled on the way (metrics.confusion.RowSample)."""
     gt, pred = item.volume if item.volume is not None else (item.gt, item.pred)
     try:
-        return count_confusion(gt, pred, num_classes, ignore_index, out=new_confusion(num_classes))
+        return count_confusion(
+            gt, pred, num_classes, ignore_index, out=new_confusion(num_classes), sample=sample
+        )
     except ClassIdError as exc:
         raise ArtifactError(f"{item.files.get(exc.role, exc.role)}: {exc}") from None
 

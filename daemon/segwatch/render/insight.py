@@ -8,11 +8,12 @@ text, appends the headers and the legend and computes the metrics.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from segwatch.config import Config
+from segwatch.metrics.confusion import RowSample
 from segwatch.render.compose import ComposeOptions, compose_grid, grid_layout
 from segwatch.render.evaluation import (
     MAX_METRIC_CLASSES,
@@ -87,13 +88,20 @@ class Insight:
         """Metrics and choosing items look at every item of the epoch, not only the first ones."""
         return self.metrics or self.config.compose.select != "first"
 
-    def confusions(self, items: Sequence[Item]) -> list[np.ndarray]:
+    def confusions(
+        self, items: Sequence[Item], samples: Mapping[int, RowSample] | None = None
+    ) -> list[np.ndarray]:
         """Per-item counts (evaluation.item_counts), when metrics or the worst-first choice need them: the one
-        full pass over the epoch's pixels, which the `present` legend then shares."""
+        full pass over the epoch's pixels, which the `present` legend then shares. The pass fills `samples`
+        (by item index) on the way; they are filled only when counts come back."""
         if not self.metrics and self.config.compose.select != "worst":
             return []
         compose = self.config.compose
-        return [item_counts(item, compose.num_classes, compose.ignore_index) for item in items]
+        samples = samples or {}
+        return [
+            item_counts(item, compose.num_classes, compose.ignore_index, samples.get(index))
+            for index, item in enumerate(items)
+        ]
 
     def choose(self, items: Sequence[Item], confusions: Sequence[np.ndarray]) -> list[Item]:
         compose = self.config.compose

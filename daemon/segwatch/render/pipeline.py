@@ -14,12 +14,20 @@ from segwatch.fingerprints import config_fingerprint
 from segwatch.intake.filearrays import ReadSession, Stored
 from segwatch.intake.layout import Artifact
 from segwatch.intake.npz import load_dump_file
+from segwatch.metrics.confusion import RowSample
 from segwatch.render.indexspace import Composite, IndexSpace
 from segwatch.render.insight import Insight, panel_notes
 from segwatch.render.items import Item, normalise
 from segwatch.render.palettes import build_palette
 from segwatch.render.png import encode_png
-from segwatch.render.viewer import StoredLayers, ViewerPlan, items_needed, viewer_summaries
+from segwatch.render.viewer import (
+    StoredLayers,
+    ViewerPlan,
+    count_pass_sample,
+    items_needed,
+    viewer_items,
+    viewer_summaries,
+)
 from segwatch.render.volumes import volume_items
 from segwatch.summaries import Summary, image_summary
 
@@ -70,8 +78,15 @@ class Renderer:
         insight = self.insight
         items = self.load_items(artifact, every=insight.needs_every_item, reads=reads)
         source = artifact.label
-        # One pass over the pixels: the per-item counts serve the metrics, the worst-first choice and the legend.
-        confusions = insight.confusions(items)
+        # One pass over the pixels: the per-item counts serve the metrics, the worst-first choice and the legend,
+        # and the same pass copies out the viewer's stored layers.
+        samples: dict[int, RowSample] = {}
+        if self.viewer is not None:
+            for index in viewer_items(self.viewer.items, len(items)):
+                sample = count_pass_sample(self.viewer, items[index])
+                if sample is not None:
+                    samples[index] = sample
+        confusions = insight.confusions(items, samples)
         shown = insight.choose(items, confusions)
         position = {id(item): index for index, item in enumerate(items)}
         counts = [confusions[position[id(item)]] for item in shown] if confusions else []
@@ -87,6 +102,7 @@ class Renderer:
                 [item_counts[:classes] for item_counts in confusions],
                 step=artifact.epoch,
                 stored=self._viewer_stored.get(run, {}),
+                sampled=samples if confusions else {},  # filled only by a count pass
             )
             self._viewer_pending[(run, artifact.epoch)] = layers
             summaries += viewer

@@ -21,15 +21,23 @@ from tensorboard.compat.proto import summary_pb2
 
 from segwatch.errors import ArtifactError
 from segwatch.intake.filearrays import FileArray
-from segwatch.metrics.confusion import scores
-from segwatch.render.compose import resize_labels_nearest
+from segwatch.metrics.confusion import RowSample, scores
+from segwatch.render.compose import nearest_taps, resize_labels_nearest
 from segwatch.render.evaluation import MAX_METRIC_CLASSES, epoch_confusion, item_confusion
 from segwatch.render.items import Item
 from segwatch.render.png import encode_grey_png, encode_png
 from segwatch.summaries import Summary
 from segwatch.viewer import metadata
 
-__all__ = ["Stored", "ViewerPlan", "label_codes", "stored_size", "viewer_items", "viewer_summaries"]
+__all__ = [
+    "Stored",
+    "ViewerPlan",
+    "count_pass_sample",
+    "label_codes",
+    "stored_size",
+    "viewer_items",
+    "viewer_summaries",
+]
 
 GREY8 = "gray8"
 RGB24 = "rgb24"
@@ -130,6 +138,27 @@ def label_codes(labels: np.ndarray | FileArray, plan: ViewerPlan) -> np.ndarray:
     return np.stack([(wide >> 16) & 0xFF, (wide >> 8) & 0xFF, wide & 0xFF], axis=-1).astype(np.uint8)
 
 
+def count_pass_sample(plan: ViewerPlan, item: Item) -> RowSample | None:
+    """Where the metrics' count pass should copy this item's stored gt and pred layers to (the same pixels
+    as resize_labels_nearest picks), so the viewer needs no read of its own. Only when the stored codes are
+    the ids themselves in a byte (gray8, ignore_index none or below 256): the count refuses every other id, so
+    the cast to uint8 is exact. None otherwise; the viewer then samples the maps itself."""
+    ignore = plan.ignore_index
+    if plan.encoding != GREY8 or (ignore is not None and not 0 <= ignore < 256):
+        return None
+    if item.volume is not None or item.gt.ndim != 2 or item.gt.shape != item.pred.shape:
+        return None
+    height, width = item.gt.shape
+    size = stored_size(height, width, plan.max_side)
+    rows = nearest_taps(height, size[0])
+    return RowSample(
+        rows=np.arange(*rows.indices(height)) if isinstance(rows, slice) else rows,
+        cols=nearest_taps(width, size[1]),
+        gt=np.empty(size, dtype=np.uint8),
+        pred=np.empty(size, dtype=np.uint8),
+    )
+
+
 def _encode_codes(codes: np.ndarray) -> bytes:
     return encode_grey_png(codes) if codes.ndim == 2 else encode_png(codes)
 
@@ -179,13 +208,16 @@ def viewer_summaries(
     *,
     step: int,
     stored: Mapping[int, Mapping[str, Stored]],
+    sampled: Mapping[int, RowSample] | None = None,
 ) -> tuple[list[Summary], StoredLayers]:
     """The epoch's viewer summaries, and the gt and image layers each shown item has stored after it.
 
     `confusions` are the per-item confusion matrices when already computed (aligned with `items`), else
     empty. `stored` holds the layers of the last committed epoch: a gt or image equal to its stored one is
-    not written again; the item's info points at the step that holds it.
+    not written again; the item's info points at the step that holds it. `sampled` holds, by item index, the
+    layers the count pass has already copied out (count_pass_sample).
     """
+    sampled = sampled or {}
     metrics = plan.num_classes <= MAX_METRIC_CLASSES
     shown = viewer_items(plan.items, len(items))
     item_summaries: list[Summary] = []
@@ -200,7 +232,9 @@ def viewer_summaries(
                 if index < len(confusions)
                 else item_confusion(item, plan.num_classes, plan.ignore_index)
             )
-        summary, info, layers = _item_summary(plan, index, item, confusion, step, stored.get(index, {}))
+        summary, info, layers = _item_summary(
+            plan, index, item, confusion, step, stored.get(index, {}), sampled.get(index)
+        )
         item_summaries.append(summary)
         after[index] = layers
         # The epoch index holds every item's info too: one read gives the browser the table, the legend's
@@ -226,16 +260,20 @@ def _item_summary(
     confusion: np.ndarray | None,
     step: int,
     previous: Mapping[str, Stored],
+    sampled: RowSample | None = None,
 ) -> tuple[Summary, dict[str, Any], dict[str, Stored]]:
     height, width = item.gt.shape[:2]
     size = stored_size(height, width, plan.max_side)
     resized = size != (height, width)
     source = item.files.get("gt", f"item {index}")
-    try:
-        gt = label_codes(resize_labels_nearest(item.gt, size) if resized else item.gt, plan)
-        pred = label_codes(resize_labels_nearest(item.pred, size) if resized else item.pred, plan)
-    except (ValueError, OverflowError) as exc:
-        raise ArtifactError(f"{source}: cannot store labels for the viewer: {exc}") from exc
+    if sampled is not None:
+        gt, pred = sampled.gt, sampled.pred  # the ids are the codes (count_pass_sample)
+    else:
+        try:
+            gt = label_codes(resize_labels_nearest(item.gt, size) if resized else item.gt, plan)
+            pred = label_codes(resize_labels_nearest(item.pred, size) if resized else item.pred, plan)
+        except (ValueError, OverflowError) as exc:
+            raise ArtifactError(f"{source}: cannot store labels for the viewer: {exc}") from exc
     blobs: list[bytes] = [b"", _encode_codes(pred), b"", b""]
     layers: dict[str, Stored] = {}
     info: dict[str, Any] = {
