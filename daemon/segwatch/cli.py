@@ -222,12 +222,19 @@ def _config_path(given: str | None) -> Path:
 
 
 def _load_then_import_tensorflow(path: Path) -> Config:
-    """The config (a bad one fails fast), then TensorFlow, imported before anything else imports it so that
-    its C++ start-up lines never reach stderr."""
+    """The config (a bad one fails fast), then TensorFlow if the config needs it, imported before anything
+    else imports it so that its C++ start-up lines never reach stderr. Only a URL logdir (gs://, s3://, ...)
+    needs it, for its file systems; a local logdir is written without TensorFlow, which then is not loaded at
+    all (its import takes seconds and some 400 MiB). A logdir that becomes a URL on SIGHUP imports it then,
+    through the same quiet import."""
     from segwatch.config import load_config
+    from segwatch.output.storage import is_url
 
     config = load_config(path)
-    import_tensorflow()
+    if is_url(config.tensorboard.logdir):
+        import_tensorflow()
+    else:
+        quiet_environment()
     return config
 
 

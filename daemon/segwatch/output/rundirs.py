@@ -10,6 +10,7 @@ import glob
 import os
 
 from segwatch.output import storage
+from segwatch.tfquiet import import_tensorflow
 
 RUN = "{run}"
 
@@ -43,6 +44,7 @@ def run_directories(logdir: str) -> list[tuple[str, str]]:
     head, _, tail = logdir.partition(RUN)
     found = [("", run_directory(logdir, ""))]
     if storage.is_url(logdir):
+        import_tensorflow()  # quietly, the first time
         import tensorflow as tf
 
         # Listed, not globbed: the logdir's own name may hold glob characters (`lr[0.1]`).

@@ -18,6 +18,7 @@ from segwatch.output.eventfile import EventFile
 from segwatch.output.storage import is_url
 from segwatch.output.storage import join as storage_join
 from segwatch.summaries import Summary, serialized
+from segwatch.tfquiet import import_tensorflow
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,9 @@ MAX_OPEN_WRITERS = 64
 
 
 def _tf() -> Any:
-    # TensorFlow takes seconds to import; only the processes that write pay for it.
+    # TensorFlow takes seconds to import; only the processes that write to a URL logdir pay for it, and its
+    # native start-up lines are kept off stderr.
+    import_tensorflow()
     import tensorflow as tf
 
     return tf

@@ -13,6 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from segwatch.tfquiet import import_tensorflow
+
 
 def is_url(path: str) -> bool:
     return "://" in path
@@ -25,6 +27,7 @@ def join(base: str, *names: str) -> str:
 
 
 def _gfile() -> Any:
+    import_tensorflow()  # quietly, the first time: only URL paths get here
     import tensorflow as tf
 
     return tf.io.gfile
