@@ -114,7 +114,10 @@ def count_confusion(
             lines = size // gt.shape[1]
             stop = taken + int(np.searchsorted(sample.rows[taken:], first_row + lines))
             if stop > taken:
-                picked = sample.rows[taken:stop] - first_row
+                wanted = sample.rows[taken:stop] - first_row
+                low, high = int(wanted[0]), int(wanted[-1])
+                # Consecutive rows (a map kept at full size): a view, not a gather.
+                picked = slice(low, high + 1) if high - low == stop - taken - 1 else wanted
                 sample.gt[taken:stop] = g.reshape(lines, -1)[picked][:, sample.cols]
                 sample.pred[taken:stop] = p.reshape(lines, -1)[picked][:, sample.cols]
             first_row, taken = first_row + lines, stop
