@@ -26,6 +26,7 @@ from segwatch import __version__
 from segwatch.errors import ConfigError, SinkError
 from segwatch.output.lock import LogdirBusy
 from segwatch.tfquiet import import_tensorflow, quiet_environment
+from segwatch.units import parse_run_label
 
 if TYPE_CHECKING:
     from segwatch.config import Config
@@ -256,7 +257,7 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _once(args: argparse.Namespace) -> int:
-    from segwatch.service.daemon import run_once
+    from segwatch.service.once import run_once
 
     config = _load_then_import_tensorflow(_config_path(args.config))
     try:
@@ -269,11 +270,13 @@ def _once(args: argparse.Namespace) -> int:
 
 
 def _relog(args: argparse.Namespace) -> int:
-    from segwatch.relog import relog
+    from segwatch.relog import relogging
+    from segwatch.service.once import run_once
 
     config = _load_then_import_tensorflow(_config_path(args.config))
     try:
-        tally = relog(config, ["" if run == "." else run for run in args.run])
+        with relogging(config, [parse_run_label(run) for run in args.run]) as (locks, runs):
+            tally = run_once(config, runs=set(runs), locks=locks)
     except SinkError as exc:
         log.error("%s", exc)
         return EXIT_FAILED
@@ -318,7 +321,7 @@ def _command(name: str) -> str:
 
 def _demo(args: argparse.Namespace) -> int:
     from segwatch import demo
-    from segwatch.service.daemon import run_once
+    from segwatch.service.once import run_once
 
     dumps, logdir = Path(args.dumps), Path(args.logdir)
     config_path = dumps / "segwatch.yaml"

@@ -15,9 +15,10 @@ from segwatch.fingerprints import config_fingerprint, set_aside_fingerprint
 from segwatch.intake.layout import TRIGGER, Artifact, ArtifactKey, DumpLayout, Pending
 from segwatch.intake.npy import check_complete
 from segwatch.intake.npz import check_archive, is_archive
-from segwatch.intake.watcher import scan_tree
 from segwatch.output.ledger import Ledger, open_ledger
+from segwatch.service.discovery import Keyed, group, scan
 from segwatch.service.processor import artifact_fingerprint
+from segwatch.units import run_label
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ def explain(config: Config, paths: Sequence[str] = (), *, cwd: Path | None = Non
     """The report as lines: each path (every file under the root when none is given), then each epoch."""
     layout = config.dump_layout()
     root = Path(config.watch.root)
-    everything = list(scan_tree(root)) if root.is_dir() else []
+    scanned = list(scan(root, layout)) if root.is_dir() else []
     lines = [f"root {root}: patterns " + "; ".join(f"{s.key} {s.template!r}" for s in layout.sources)]
     for role, path in sorted(config.fixed_files.items()):
         state = "present" if os.path.isfile(path) else "MISSING"
@@ -45,10 +46,9 @@ def explain(config: Config, paths: Sequence[str] = (), *, cwd: Path | None = Non
             lines.extend(f"    {line}" for line in report.lines[1:])
     else:
         reports = []
-        lines.extend(_unmatched_files(config, layout, root, everything))
+        lines.extend(_unmatched_files(config, layout, root, scanned))
 
-    keyed = [(key, str(root / relative)) for relative in everything for key in layout.keys(relative)]
-    complete, pending = layout.group(keyed, config.required_roles, fixed_files=config.fixed_files)
+    complete, pending = group(config, layout, scanned)
     wanted = {(key.run, key.epoch) for report in reports for key in report.keys} if paths else None
     statuses = epoch_statuses(config, layout, complete, pending)
     shown = [
@@ -61,15 +61,15 @@ def explain(config: Config, paths: Sequence[str] = (), *, cwd: Path | None = Non
     return lines
 
 
-def _unmatched_files(config: Config, layout: DumpLayout, root: Path, everything: list[str]) -> list[str]:
+def _unmatched_files(config: Config, layout: DumpLayout, root: Path, scanned: list[Keyed]) -> list[str]:
     """The files under the root that no pattern matches, sorted and grouped by directory, with the reasons.
 
     Matching files are the epoch table's business, and directories are never dump files themselves."""
     fixed = {os.path.abspath(path) for path in config.fixed_files.values()}
     by_directory: dict[str, list[PathReport]] = {}
-    for relative in sorted(everything):
+    for relative, keys in sorted(scanned):
         absolute = root / relative
-        if absolute.is_dir() or os.path.abspath(absolute) in fixed or layout.matches(relative):
+        if keys or absolute.is_dir() or os.path.abspath(absolute) in fixed:
             continue
         directory, _, name = relative.rpartition("/")
         report = describe_path(config, layout, root, str(absolute))
@@ -150,7 +150,7 @@ def epoch_statuses(
             _complete_status(config, artifact, ledger_of(artifact.run)),
         )
     for waiting in pending:
-        label = f"{waiting.run or '.'}@{waiting.epoch}"
+        label = f"{run_label(waiting.run)}@{waiting.epoch}"
         ledger = ledger_of(waiting.run)
         if ledger.is_done(waiting.run, waiting.epoch):
             found[(waiting.run, waiting.epoch)] = (label, "done (in the ledger)")

@@ -1,7 +1,7 @@
 """Readable quantities: durations, byte sizes and counts, parsed from config text and formatted back.
 
 Every formatter is the inverse of its parser: `parse_x(format_x(v)) == v` exactly, so a rendered config
-loads back to the same values.
+loads back to the same values. Also the one spelling of a run's name for people (`run_label`).
 """
 
 from __future__ import annotations
@@ -10,7 +10,20 @@ import math
 import re
 from fractions import Fraction
 
-__all__ = ["format_count", "format_duration", "format_size", "parse_count", "parse_duration", "parse_size"]
+__all__ = [
+    "format_count",
+    "format_duration",
+    "format_size",
+    "parse_count",
+    "parse_duration",
+    "parse_run_label",
+    "parse_size",
+    "run_label",
+]
+
+# How the unnamed run of a flat layout (run "") is written in log lines, status, metrics and on the command line:
+# an empty label value reads as absent.
+UNNAMED_RUN = "."
 
 _NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
 _QUANTITY = re.compile(rf"\s*(?P<number>{_NUMBER})\s*(?P<unit>[A-Za-z]*)\s*")
@@ -125,3 +138,13 @@ def _format_scaled(value: int, spellings: tuple[tuple[str, int], ...], plain_suf
 def _short(number: float) -> str:
     text = repr(number)
     return text[:-2] if text.endswith(".0") else text
+
+
+def run_label(run: str) -> str:
+    """A run's name as people see it: the unnamed run of a flat layout is "."."""
+    return run or UNNAMED_RUN
+
+
+def parse_run_label(label: str) -> str:
+    """The run a label names (the inverse of `run_label`): "." is the unnamed run."""
+    return "" if label == UNNAMED_RUN else label

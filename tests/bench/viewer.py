@@ -35,7 +35,8 @@ from segwatch.dump import save_epoch
 from segwatch.render.evaluation import item_confusion
 from segwatch.render.pipeline import Renderer
 from segwatch.render.viewer import viewer_summaries
-from segwatch.service.daemon import discover, open_processor
+from segwatch.service.discovery import discover
+from segwatch.service.processor import open_processor
 
 from conftest import blob_labels
 from screenshots.browser import chromium, chromium_missing, tensorboard

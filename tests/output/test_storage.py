@@ -12,10 +12,10 @@ import numpy as np
 
 from segwatch.config import load_config
 from segwatch.dump import save_epoch
+from segwatch.errors import Outcome
 from segwatch.output import storage
 from segwatch.output.ledger import LEDGER_NAME
-from segwatch.service.daemon import run_once
-from segwatch.service.processor import Outcome
+from segwatch.service.once import run_once
 
 from conftest import blob_labels
 

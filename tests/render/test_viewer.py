@@ -18,7 +18,8 @@ from segwatch.render.evaluation import item_confusion
 from segwatch.render.items import Item
 from segwatch.render.palettes import build_palette
 from segwatch.render.viewer import Stored, ViewerPlan, stored_size, viewer_items, viewer_summaries
-from segwatch.service.daemon import discover, open_processor
+from segwatch.service.discovery import discover
+from segwatch.service.processor import open_processor
 from segwatch.viewer import metadata
 
 from conftest import blob_labels, raw_record_counts, read_event_tensors

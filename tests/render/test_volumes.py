@@ -11,7 +11,7 @@ from segwatch.config import load_config
 from segwatch.errors import ArtifactError
 from segwatch.render.palettes import build_palette
 from segwatch.render.volumes import montage_columns, slice_indices, volume_items
-from segwatch.service.daemon import run_once
+from segwatch.service.once import run_once
 
 from conftest import read_event_tensors, read_images
 

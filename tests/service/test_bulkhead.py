@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 
 from segwatch.config import load_config
-from segwatch.errors import SinkError
+from segwatch.errors import Outcome, SinkError
 from segwatch.output.ledger import Ledger
 from segwatch.output.sink import EventSink
-from segwatch.service.daemon import discover
-from segwatch.service.processor import Outcome, Processor
+from segwatch.service.discovery import discover
+from segwatch.service.processor import Processor
 from segwatch.summaries import Summary
 
 from conftest import raw_record_counts

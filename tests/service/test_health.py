@@ -23,9 +23,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from segwatch.config import HttpConfig, config_from_mapping, load_config, render_config
 from segwatch.dump import save_epoch
-from segwatch.errors import ConfigError
-from segwatch.service.health import Health, HealthServer, serve_health
-from segwatch.service.processor import Outcome
+from segwatch.errors import ConfigError, Outcome
+from segwatch.service.endpoint import HealthServer, serve_health
+from segwatch.service.health import Health
 
 
 class Clock:

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from segwatch.dump import save_epoch
-from segwatch.service.notify import Notifier, status_line, watchdog_interval_from
+from segwatch.service.notify import Notifier, watchdog_interval_from
 
 
 class Clock:
@@ -95,7 +95,6 @@ def test_without_notify_socket_every_call_is_a_silent_no_op() -> None:
     assert not notifier.enabled
     assert notifier.watchdog_interval is None
     notifier.ready("up")
-    notifier.watchdog()
     notifier.reloading()
     notifier.stopping()
     assert notifier.status("x") is False
@@ -318,9 +317,3 @@ def test_segwatch_run_tells_the_manager_ready_status_watchdog_and_stopping(
     statuses = [m for m in messages if "STATUS=" in m]
     assert statuses and "backlog" in statuses[-1]
     assert messages[-1] == "STOPPING=1"
-
-
-def test_the_status_line_names_the_backlog_and_each_runs_last_epoch() -> None:
-    assert status_line(0, {}) == "backlog 0 epochs; last logged: none yet"
-    line = status_line(3, {"b": (7, 1.0), "": (2, 5.0), "a": (12, 3.0)}, output_failing=True)
-    assert line == "backlog 3 epochs; last logged: .@2, a@12, b@7; output failing"

@@ -14,8 +14,9 @@ from segwatch.config import load_config
 from segwatch.dump import save_epoch
 from segwatch.intake.layout import Artifact, DumpLayout
 from segwatch.output.ledger import Ledger
-from segwatch.service.daemon import close_processor, open_processor, run_once
 from segwatch.service.health import Health
+from segwatch.service.once import run_once
+from segwatch.service.processor import close_processor, open_processor
 from segwatch.service.retention import Retention, attach_retention
 
 from conftest import raw_record_counts

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from segwatch.service.health import Health, HealthServer
+from segwatch.service.endpoint import HealthServer
+from segwatch.service.health import Health
 
 from conftest import get
 

@@ -17,6 +17,7 @@ from segwatch.output import rundirs, storage
 from segwatch.output.eventfile import read_events
 from segwatch.output.ledger import Ledger
 from segwatch.output.sink import EVENT_FILE_MARK
+from segwatch.units import run_label
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def written_tags(
                     steps.setdefault(event.step, set()).update(tags)
         if steps:
             found[run] = steps
-            log.info("run=%s event files hold steps %s beyond the ledger", run or ".", sorted(steps))
+            log.info("run=%s event files hold steps %s beyond the ledger", run_label(run), sorted(steps))
     return found
 
 

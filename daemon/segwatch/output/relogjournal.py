@@ -21,6 +21,7 @@ from segwatch.errors import ConfigError
 from segwatch.output import rundirs, storage
 from segwatch.output.ledger import Ledger
 from segwatch.output.sink import EVENT_FILE_MARK
+from segwatch.units import run_label
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def finish_interrupted_relogs(logdir: str, ledger: Ledger) -> None:
                 f"{storage.join(directory, JOURNAL)}: unreadable relog journal ({exc}); move it away and run "
                 "`segwatch relog` again"
             ) from None
-        log.info("run=%s finishing an interrupted relog", run or ".")
+        log.info("run=%s finishing an interrupted relog", run_label(run))
         _finish(directory, journal, ledger)
 
 
@@ -78,5 +79,5 @@ def _finish(directory: str, journal: dict[str, object], ledger: Ledger) -> int:
     ledger.forget(run)
     storage.remove(storage.join(directory, JOURNAL))
     if moved:
-        log.info("run=%s moved %d event files of segwatch's into %s", run or ".", moved, into)
+        log.info("run=%s moved %d event files of segwatch's into %s", run_label(run), moved, into)
     return moved

@@ -19,6 +19,7 @@ from segwatch.output.storage import is_url
 from segwatch.output.storage import join as storage_join
 from segwatch.summaries import Summary, serialized
 from segwatch.tfquiet import import_tensorflow
+from segwatch.units import run_label
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +90,6 @@ class EventSink:
         self._files: dict[str, str] = {}
         self._last_step: dict[str, int] = {}
         self._created: dict[str, int] = {}
-
-    def last_step(self, run: str) -> int | None:
-        return self._last_step.get(run)
 
     def write(self, run: str, step: int, summaries: Sequence[Summary]) -> None:
         """Write every summary at `step` and flush; raises SinkError if the output is broken."""
@@ -167,7 +165,7 @@ class EventSink:
             try:
                 writer.close()
             except Exception as exc:
-                log.log(level, "run=%s: closing its event file failed: %s", run or ".", exc)
+                log.log(level, "run=%s: closing its event file failed: %s", run_label(run), exc)
 
     def _writer(self, run: str) -> Any:
         writer = self._writers.get(run)

@@ -1,8 +1,8 @@
 """Health and metrics over HTTP: /healthz, /readyz, /idle and /metrics (Prometheus text format).
 
 `Health` holds what the daemon loop reports and renders every endpoint to a `Response` of bytes; it has no
-sockets and takes its clocks as parameters. `HealthServer` only serves those responses, on a background
-thread. The endpoint is off by default and binds 127.0.0.1 unless configured otherwise.
+sockets and takes its clocks as parameters. `endpoint.HealthServer` only serves those responses, on a
+background thread. The endpoint is off by default and binds 127.0.0.1 unless configured otherwise.
 
     /healthz   200 while the daemon loop has made progress within `stale_after`, else 503 (liveness)
     /readyz    200 once the start-up catch-up scan is done; 503 before it, while stopping, and while writing to
@@ -15,16 +15,12 @@ thread. The endpoint is off by default and binds 127.0.0.1 unless configured oth
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -32,17 +28,10 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from segwatch.errors import ConfigError
-from segwatch.service.processor import Outcome
-from segwatch.service.serving import BoundedHTTPServer
-from segwatch.units import parse_duration
+from segwatch.errors import Outcome
+from segwatch.units import parse_duration, run_label
 
-if TYPE_CHECKING:
-    from segwatch.config import HttpConfig
-
-__all__ = ["Health", "HealthServer", "Response", "serve_health"]
-
-log = logging.getLogger(__name__)
+__all__ = ["Health", "Response"]
 
 TEXT = "text/plain; charset=utf-8"
 # Rendering 10k-pixel batches takes seconds; these buckets tell a 50 ms epoch from a 2-minute one.
@@ -60,11 +49,6 @@ class Response:
 
 def _text(status: HTTPStatus, line: str) -> Response:
     return Response(int(status), TEXT, (line + "\n").encode())
-
-
-def _run_label(run: str) -> str:
-    # The unnamed run of a flat layout is "." here as in the log lines: an empty label value reads as absent.
-    return run or "."
 
 
 class _SinceLastLogged(Collector):
@@ -220,8 +204,8 @@ class Health:
                 self._last_logged_wall = wall
                 self._logged.inc()
                 self._processing.observe(seconds)
-                self._last_epoch.labels(run=_run_label(run)).set(epoch)
-                self._last_logged_at.labels(run=_run_label(run)).set(wall)
+                self._last_epoch.labels(run=run_label(run)).set(epoch)
+                self._last_logged_at.labels(run=run_label(run)).set(wall)
             elif outcome is Outcome.SET_ASIDE:
                 self._set_aside.inc()
             elif outcome is Outcome.LATE:
@@ -328,98 +312,3 @@ def _query_seconds(query: dict[str, list[str]], name: str, default: float) -> fl
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError(f"{name}: expected a duration >= 0, got {values[-1]!r}")
     return seconds
-
-
-# --- serving ------------------------------------------------------------------------------------------
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Context  # type: ignore[assignment]
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:
-        self._send(self.server.health.respond(self.path, self.headers.get("Accept", "")), body=True)
-
-    def do_HEAD(self) -> None:
-        self._send(self.server.health.respond(self.path, self.headers.get("Accept", "")), body=False)
-
-    def _send(self, response: Response, *, body: bool) -> None:
-        self.send_response(response.status)
-        self.send_header("Content-Type", response.content_type)
-        self.send_header("Content-Length", str(len(response.body)))
-        self.send_header("Cache-Control", "no-store")
-        # One request per connection: a kept-alive connection would hold a handler thread while it idles.
-        self.send_header("Connection", "close")
-        self.close_connection = True
-        self.end_headers()
-        if body:
-            self.wfile.write(response.body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        # Probes hit these endpoints every few seconds: one debug line each, never stderr.
-        log.debug("%s %s", self.address_string(), format % args)
-
-
-class _Context:
-    """What the handlers reach as `self.server`."""
-
-    def __init__(self, health: Health) -> None:
-        self.health = health
-
-
-def _waits(head: bytes) -> bool:
-    # /idle may hold its thread for minutes; it gets a budget of its own so probes always find a thread.
-    return head.split(b" ", 2)[1:2] == [b"/idle"] or b" /idle?" in head.split(b"\n", 1)[0]
-
-
-class HealthServer:
-    """Serves a `Health` over HTTP on a background thread until `stop`."""
-
-    def __init__(self, health: Health, *, host: str = "127.0.0.1", port: int = 9464) -> None:
-        self.health = health
-        self._server = BoundedHTTPServer((host, port), _Handler, _Context(health), is_slow=_waits)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="segwatch-http", daemon=True)
-
-    @property
-    def address(self) -> tuple[str, int]:
-        host, port = self._server.server_address[:2]
-        return str(host), int(port)
-
-    @property
-    def url(self) -> str:
-        host, port = self.address
-        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-    def start(self) -> HealthServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            self._server.shutdown()
-            self._thread.join()
-        self._server.server_close()
-
-    def __enter__(self) -> HealthServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-
-@contextlib.contextmanager
-def serve_health(health: Health, config: HttpConfig) -> Iterator[HealthServer | None]:
-    """Serve `health` as `config` says for the duration of the block; yields None when it is disabled."""
-    if not config.enabled:
-        yield None
-        return
-    try:
-        server = HealthServer(health, host=config.host, port=config.port)
-    except OSError as exc:
-        # Most often another process holds the port: a setting to change, like any other config problem.
-        raise ConfigError(
-            f"http: cannot listen on {config.host} port {config.port}: {exc.strerror or exc}"
-        ) from None
-    log.info("health and metrics on %s (/healthz, /readyz, /metrics)", server.url)
-    with server:
-        yield server

@@ -7,7 +7,7 @@ so the daemon can call them unconditionally.
 
 The messages the daemon sends, in order:
     READY=1         once the start-up catch-up scan is done (start-up counts as finished from then on)
-    STATUS=...      a one-line summary (backlog, last epochs) whenever it changes
+    STATUS=...      a one-line summary (backlog, last epochs; `status.Status.summary`) whenever it changes
     WATCHDOG=1      from the loop itself, each half of $WATCHDOG_USEC, so a stuck loop stops the pings
     RELOADING=1     when SIGHUP asks for a config reload, then READY=1 again once the new config is in use
     STOPPING=1      as soon as a stop is requested, before the artifact in hand is finished
@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
-__all__ = ["NOTIFY_SOCKET", "WATCHDOG_PID", "WATCHDOG_USEC", "Notifier", "status_line"]
+__all__ = ["NOTIFY_SOCKET", "WATCHDOG_PID", "WATCHDOG_USEC", "Notifier"]
 
 log = logging.getLogger(__name__)
 
@@ -41,18 +41,6 @@ SEND_TIMEOUT = 1.0
 def _address(value: str) -> str:
     # Python spells an abstract-namespace address with a leading NUL; the environment uses "@".
     return "\0" + value[1:] if value.startswith("@") else value
-
-
-def status_line(
-    backlog: int, last_logged: Mapping[str, tuple[int, float | None]], *, output_failing: bool = False
-) -> str:
-    """The STATUS= text: pending epochs and the last epoch of each run (`{run: (epoch, when)}`).
-
-    No ages ("12 s ago"): the line changes only when something happens, so it is sent only then.
-    """
-    runs = ", ".join(f"{run or '.'}@{epoch}" for run, (epoch, _) in sorted(last_logged.items()))
-    failing = "; output failing" if output_failing else ""
-    return f"backlog {backlog} epochs; last logged: {runs or 'none yet'}{failing}"
 
 
 def watchdog_interval_from(environ: Mapping[str, str], pid: int) -> float | None:
@@ -155,12 +143,6 @@ class Notifier:
         with self._lock:
             self._stopping = True
         self.send("STOPPING=1")
-
-    def watchdog(self) -> None:
-        """WATCHDOG=1 now, due or not."""
-        with self._lock:
-            self._last_keepalive = self._clock()
-        self.send("WATCHDOG=1")
 
     # --- keep-alive pacing ----------------------------------------------------------------------------
     def keepalive_period(self) -> float | None:

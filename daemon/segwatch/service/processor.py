@@ -7,45 +7,30 @@ not above the run's last written one is never written (TensorBoard would drop ev
 from __future__ import annotations
 
 import contextlib
-import enum
 import hashlib
 import logging
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
-from segwatch.errors import ArtifactError, NotReadyError, RetryableError, SinkError
+from segwatch.config import Config
+from segwatch.errors import ArtifactError, NotReadyError, Outcome, Result, RetryableError, SinkError
 from segwatch.fingerprints import set_aside_fingerprint
 from segwatch.intake.layout import Artifact
-from segwatch.output.ledger import Ledger
-from segwatch.output.lock import LogdirBusy
-from segwatch.output.recovery import written_tags
-from segwatch.output.sink import Sink
+from segwatch.output import rundirs
+from segwatch.output.ledger import Ledger, open_ledger
+from segwatch.output.lock import Locks, LogdirBusy
+from segwatch.output.logdirs import hold_directory, hold_logdir
+from segwatch.output.recovery import reconcile, written_tags
+from segwatch.output.relogjournal import finish_interrupted_relogs
+from segwatch.output.sink import EventSink, Sink
 from segwatch.render.pipeline import Renderer
+from segwatch.units import run_label
 
 log = logging.getLogger(__name__)
 
 # A contained exception's message is quoted at most this long: whatever raised it, one event stays one line.
 REASON_CHARS = 300
-
-
-class Outcome(enum.Enum):
-    LOGGED = "logged"
-    SET_ASIDE = "set aside"
-    DONE = "already done"
-    LATE = "skipped (late)"
-    NOT_READY = "not ready"
-    # A file cannot be read for now (permissions, descriptors, transient I/O): retried with backoff.
-    WAITING = "waiting"
-
-
-@dataclass(frozen=True)
-class Result:
-    outcome: Outcome
-    reason: str = ""
-    # DONE, but the files changed after the epoch was logged (reported once; TensorBoard keeps the first).
-    redumped: bool = False
 
 
 class Processor:
@@ -74,6 +59,25 @@ class Processor:
             return last
         return flight[0] if last is None else max(last, flight[0])
 
+    # What the daemon asks between artifacts: it goes through these, never into the ledger or the sink.
+    def is_done(self, run: str, epoch: int) -> bool:
+        return self.ledger.is_done(run, epoch)
+
+    def files_known(self, run: str, epoch: int) -> bool:
+        """Whether the files of a logged epoch are on record, so that a re-dump of it can be told."""
+        return self.ledger.done_fingerprint(run, epoch) is not None
+
+    def last_epochs(self) -> dict[str, int]:
+        """Per run, the last epoch the ledger records as logged."""
+        return {
+            run: record.last_epoch
+            for run, record in self.ledger.runs.items()
+            if record.last_epoch is not None
+        }
+
+    def close_idle(self, idle: float) -> int:
+        return self.sink.close_idle(idle)
+
     def process(self, artifact: Artifact) -> Result:
         """Log `artifact` unless it is done, late or known bad. SinkError propagates: the artifact stays pending.
 
@@ -90,8 +94,8 @@ class Processor:
     def _contain(self, artifact: Artifact, exc: Exception) -> Result:
         run, epoch = artifact.run, artifact.epoch
         reason = f"unexpected {type(exc).__name__}: {describe_exception(exc)}"
-        log.error("run=%s epoch=%d set aside: %s (traceback at debug level)", run or ".", epoch, reason)
-        log.debug("run=%s epoch=%d: the contained exception", run or ".", epoch, exc_info=exc)
+        log.error("run=%s epoch=%d set aside: %s (traceback at debug level)", run_label(run), epoch, reason)
+        log.debug("run=%s epoch=%d: the contained exception", run_label(run), epoch, exc_info=exc)
         try:
             with self._recording(run, epoch):
                 fingerprint = set_aside_fingerprint(
@@ -103,7 +107,7 @@ class Processor:
         except Exception as again:
             log.error(
                 "run=%s epoch=%d: cannot record it as set aside either (%s); it is skipped until restart",
-                run or ".",
+                run_label(run),
                 epoch,
                 type(again).__name__,
             )
@@ -137,7 +141,7 @@ class Processor:
         except ArtifactError as exc:
             with self._recording(run, epoch):
                 self.ledger.set_aside(run, epoch, reason=str(exc), fingerprint=fingerprint)
-            log.error("run=%s epoch=%d set aside: %s", run or ".", epoch, exc)
+            log.error("run=%s epoch=%d set aside: %s", run_label(run), epoch, exc)
             return Result(Outcome.SET_ASIDE, str(exc))
         rendered = time.perf_counter()
         missing = [summary for summary in summaries if summary.tag not in present]
@@ -159,12 +163,14 @@ class Processor:
             self.on_commit(artifact)
         if not missing:
             log.info(
-                "run=%s epoch=%d was whole in the event files; recorded it, wrote nothing", run or ".", epoch
+                "run=%s epoch=%d was whole in the event files; recorded it, wrote nothing",
+                run_label(run),
+                epoch,
             )
             return Result(Outcome.DONE, "found whole in the event files")
         log.info(
             "run=%s epoch=%d logged %d summaries in %.0f ms (render %.0f ms)",
-            run or ".",
+            run_label(run),
             epoch,
             len(missing),
             (time.perf_counter() - started) * 1000,
@@ -185,9 +191,9 @@ class Processor:
         log.warning(
             "run=%s epoch=%d was dumped again after it was logged; TensorBoard keeps what was logged first. "
             "To show the new files instead, run `segwatch relog --run %s` (it logs the run's history again)",
-            run or ".",
+            run_label(run),
             epoch,
-            run or ".",
+            run_label(run),
         )
         with self._recording(run, epoch):
             self.ledger.note_fingerprint(run, epoch, now)
@@ -200,7 +206,7 @@ class Processor:
             yield
         except OSError as exc:
             raise SinkError(
-                f"{self.ledger.path_for(run)}: cannot record run={run or '.'} epoch={epoch}: {exc.strerror or exc}"
+                f"{self.ledger.path_for(run)}: cannot record run={run_label(run)} epoch={epoch}: {exc.strerror or exc}"
             ) from exc
 
     def _learn_what_got_out(self, run: str, epoch: int, present: set[str]) -> None:
@@ -215,12 +221,47 @@ class Processor:
         if flight is not None and flight[0] == epoch:
             log.info(
                 "run=%s epoch=%d is in the event files but not in the ledger: has %s",
-                run or ".",
+                run_label(run),
                 epoch,
                 sorted(flight[1]),
             )
             return flight[1]
         return set()
+
+
+def open_processor(
+    config: Config, locks: Locks | None = None, *, renderer: Renderer | None = None
+) -> Processor:
+    """A processor over the configured logdir, its ledger reconciled with the event files already there.
+
+    With `locks`, the logdir is locked first (LogdirBusy if another process holds it). `renderer`: one built
+    from `config` already (a reload builds it first, to refuse a config before anything is closed).
+    """
+    logdir = config.tensorboard.logdir
+    renderer = renderer or Renderer(config)
+    prepare = None
+    if locks is not None:
+        hold_logdir(locks, logdir)
+        if rundirs.is_pattern(logdir):
+            held = locks
+
+            def prepare(directory: str) -> None:
+                hold_directory(held, directory)
+
+    ledger = open_ledger(logdir)
+    finish_interrupted_relogs(logdir, ledger)
+    in_flight = reconcile(ledger, logdir)
+    return Processor(renderer, EventSink(logdir, prepare=prepare), ledger, in_flight)
+
+
+def close_processor(processor: Processor, *, keep_ledger: bool = True) -> None:
+    """Close the event files and fold the ledger's journal; `keep_ledger=False` when the logdir is gone: the
+    old ledger must not be written into whatever now stands at its path."""
+    try:
+        processor.sink.close()
+    finally:
+        if keep_ledger:
+            processor.ledger.close()
 
 
 def describe_exception(exc: BaseException, limit: int = REASON_CHARS) -> str:

@@ -22,20 +22,27 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from segwatch.intake.layout import Artifact, DumpLayout, Match
 from segwatch.intake.watcher import scan_tree
 from segwatch.output.ledger import Ledger
+from segwatch.units import run_label
 
 if TYPE_CHECKING:
     from segwatch.config import Config
-    from segwatch.service.processor import Processor
 
 log = logging.getLogger(__name__)
 
 # (run, epoch, files removed, bytes removed): for metrics.
 OnRemoved = Callable[[str, int, int, int], None]
+
+
+class Committing(Protocol):
+    """What retention hooks into (the processor): its ledger, and the callback it makes after each commit."""
+
+    ledger: Ledger
+    on_commit: Callable[[Artifact], None] | None
 
 
 @dataclass(frozen=True)
@@ -152,7 +159,7 @@ class Retention:
             if verdict == "gone":
                 continue
             if verdict:
-                log.warning("run=%s epoch=%d kept %s: %s", run or ".", epoch, path, verdict)
+                log.warning("run=%s epoch=%d kept %s: %s", run_label(run), epoch, path, verdict)
                 continue
             try:
                 os.unlink(path)
@@ -160,7 +167,7 @@ class Retention:
                 continue
             except OSError as exc:
                 log.warning(
-                    "run=%s epoch=%d cannot remove %s: %s", run or ".", epoch, path, exc.strerror or exc
+                    "run=%s epoch=%d cannot remove %s: %s", run_label(run), epoch, path, exc.strerror or exc
                 )
                 continue
             count += 1
@@ -177,7 +184,7 @@ class Retention:
             self.removed_bytes += size
             log.info(
                 "run=%s epoch=%d removed %d dump files (%d bytes): logged, outside watch.retention",
-                run or ".",
+                run_label(run),
                 epoch,
                 count,
                 size,
@@ -209,7 +216,7 @@ class Retention:
 
 
 def attach_retention(
-    config: Config, processor: Processor, *, on_removed: OnRemoved | None = None
+    config: Config, processor: Committing, *, on_removed: OnRemoved | None = None
 ) -> Retention | None:
     """Turn `watch.retention` on for `processor` (its after-commit hook) and finish what a crash left."""
     keep = config.watch.retention
