@@ -13,7 +13,9 @@ def test_save_epoch_writes_the_default_layout_atomically(tmp_path):
     np.testing.assert_array_equal(np.load(target / "pred.npy"), gt + 1)
     assert [p.name for p in (tmp_path / "r").iterdir()] == ["epoch_3"]  # no staging directory left behind
     layout = DumpLayout()
-    assert {layout.parse(p.relative_to(tmp_path).as_posix()).role for p in target.iterdir()} == {
+    assert {
+        key.role for p in target.iterdir() for key in layout.keys(p.relative_to(tmp_path).as_posix())
+    } == {
         "gt",
         "pred",
         "image",

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from segwatch.errors import ArtifactError, NotReadyError
-from segwatch.intake.npy import MAGIC, check_complete, load_array, read_header
+from segwatch.intake.npy import MAGIC, check_complete, load_array
 from segwatch.metrics.confusion import confusion_matrix, scores
 from segwatch.render.compose import ComposeOptions, compose_grid
 from segwatch.render.indexspace import IndexSpace
@@ -48,7 +48,6 @@ def every_loader_call(path: Path) -> list[object]:
     """Run each entry point of the loader on `path`; return what each gave or raised (only ours allowed)."""
     outcomes: list[object] = []
     for call in (
-        lambda: read_header(path),
         lambda: check_complete(path),
         lambda: check_complete(path, path.parent, **CAPS),
         lambda: load_array(path, **CAPS),

@@ -21,7 +21,8 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from segwatch.intake.watcher import Watcher, scan_tree
+from segwatch.intake.scan import scan_tree
+from segwatch.intake.watcher import Watcher
 
 
 def build(root: Path, files: int, flat: bool, runs: int) -> None:

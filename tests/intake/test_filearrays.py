@@ -142,7 +142,7 @@ def test_the_set_aside_fingerprint_changes_with_the_mode(tmp_path: Path) -> None
     for role in ("gt", "pred"):
         saved(tmp_path, np.zeros((4, 4), np.uint8), f"{role}.npy")
     keys = [
-        (DumpLayout().parse(f"r/epoch_1/{role}.npy"), str(tmp_path / f"{role}.npy"))
+        (DumpLayout().keys(f"r/epoch_1/{role}.npy")[0], str(tmp_path / f"{role}.npy"))
         for role in ("gt", "pred")
     ]
     (artifact,), _ = group_artifacts(keys, ("gt", "pred"))

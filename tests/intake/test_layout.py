@@ -9,6 +9,15 @@ from segwatch.intake.layout import ArtifactKey, DumpLayout, Pending, group_artif
 RUN_NAMES = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_\-]{0,11}", fullmatch=True)
 
 
+def path_for(template: str, key: ArtifactKey, step_from: str = "epoch") -> str:
+    """The path a producer writes for `key` under `template` (the unnamed run drops a leading `{run}/`)."""
+    if not key.run and template.startswith("{run}/"):
+        template = template[len("{run}/") :]
+    other = "step" if step_from == "epoch" else "epoch"
+    role = key.role if key.item is None else f"{key.role}_{key.item}"
+    return template.format(run=key.run, role=role, **{step_from: key.epoch, other: key.other})
+
+
 @pytest.mark.parametrize(
     ("path", "key"),
     [
@@ -19,7 +28,7 @@ RUN_NAMES = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_\-]{0,11}", fullmatch=True)
     ],
 )
 def test_default_pattern_parses(path, key):
-    assert DumpLayout().parse(path) == key
+    assert DumpLayout().keys(path) == [key]
 
 
 @pytest.mark.parametrize(
@@ -35,7 +44,7 @@ def test_default_pattern_parses(path, key):
     ],
 )
 def test_default_pattern_ignores(path):
-    assert DumpLayout().parse(path) is None
+    assert DumpLayout().keys(path) == []
 
 
 @given(
@@ -50,14 +59,14 @@ def test_round_trip(run, epoch, role, item):
         if not run and not pattern.startswith("{run}/"):
             continue
         layout = DumpLayout(pattern)
-        assert layout.parse(layout.format(key)) == key
+        assert layout.keys(path_for(pattern, key)) == [key]
 
 
 def test_custom_pattern_literal_text_is_exact():
     layout = DumpLayout("{run}/val/{role}-ep{epoch}.npy")
-    assert layout.parse("a/val/pred-ep04.npy") == ArtifactKey("a", 4, "pred")
-    assert layout.parse("a/val/pred-epX4.npy") is None
-    assert layout.parse("a/val+/pred-ep4.npy") is None
+    assert layout.keys("a/val/pred-ep04.npy") == [ArtifactKey("a", 4, "pred")]
+    assert layout.keys("a/val/pred-epX4.npy") == []
+    assert layout.keys("a/val+/pred-ep4.npy") == []
 
 
 @pytest.mark.parametrize(
@@ -71,7 +80,7 @@ def test_bad_patterns_are_refused(pattern):
 
 def keyed(*paths):
     layout = DumpLayout()
-    return [(layout.parse(p), p) for p in paths]
+    return [(key, p) for p in paths for key in layout.keys(p)]
 
 
 def test_grouping_orders_and_waits_for_missing_roles():
@@ -157,7 +166,7 @@ def test_role_patterns_round_trip(roles, trigger, step_from, run, epoch, other):
         role = source.role or "image"
         needs_other = ("{step}" if step_from == "epoch" else "{epoch}") in source.template
         key = ArtifactKey(run, epoch, role, other=other if needs_other else None)
-        assert key in layout.keys(layout.format(key))
+        assert key in layout.keys(path_for(source.template, key, step_from))
 
 
 def test_literal_text_around_placeholders_is_matched_exactly():
@@ -191,7 +200,7 @@ def test_step_from_step_orders_by_step():
         step_from="step",
         required_roles=("gt", "pred"),
     )
-    assert layout.parse("p/2-500.npy") == ArtifactKey("", 500, "pred", other=2)
+    assert layout.keys("p/2-500.npy") == [ArtifactKey("", 500, "pred", other=2)]
 
 
 def test_fixed_role_is_not_matched_per_epoch_and_completes_every_epoch():

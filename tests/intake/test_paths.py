@@ -21,8 +21,10 @@ from hypothesis import strategies as st
 
 from segwatch.errors import ArtifactError
 from segwatch.intake.layout import DumpLayout
-from segwatch.intake.npy import check_complete, load_array, outside_root
-from segwatch.intake.watcher import Watcher, scan_tree
+from segwatch.intake.npy import check_complete, load_array
+from segwatch.intake.paths import outside_root
+from segwatch.intake.scan import scan_tree
+from segwatch.intake.watcher import Watcher
 from segwatch.output.sink import run_directory
 
 pytestmark = pytest.mark.filterwarnings("ignore:Callback with id .* already exists:RuntimeWarning")
@@ -260,13 +262,11 @@ segments = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_
 def test_no_dump_path_gives_a_run_that_leaves_the_logdir(parts: list[str]) -> None:
     layout = DumpLayout()
     relative = "/".join([*parts, "epoch_3", "gt.npy"])
-    key = layout.parse(relative)
-    if key is None:
-        return
-    logdir = "/srv/tb"
-    directory = os.path.normpath(run_directory(logdir, key.run))
-    assert directory == logdir or directory.startswith(logdir + "/"), (relative, key)
-    assert "/" not in key.run and key.run not in (".", "..")
+    for key in layout.keys(relative):
+        logdir = "/srv/tb"
+        directory = os.path.normpath(run_directory(logdir, key.run))
+        assert directory == logdir or directory.startswith(logdir + "/"), (relative, key)
+        assert "/" not in key.run and key.run not in (".", "..")
 
 
 @pytest.mark.parametrize(
@@ -280,8 +280,8 @@ def test_no_dump_path_gives_a_run_that_leaves_the_logdir(parts: list[str]) -> No
     ],
 )
 def test_paths_that_would_escape_never_parse(relative: str) -> None:
-    assert DumpLayout().parse(relative) is None
+    assert DumpLayout().keys(relative) == []
     assert (
-        DumpLayout("{run}/preds/{role}_e{epoch}.npy").parse(relative.replace("epoch_1/gt", "preds/gt_e1"))
-        is None
+        DumpLayout("{run}/preds/{role}_e{epoch}.npy").keys(relative.replace("epoch_1/gt", "preds/gt_e1"))
+        == []
     )

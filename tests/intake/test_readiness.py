@@ -41,7 +41,8 @@ def save(root, relative, array, *, age=0.0):
 def note_all(readiness, root):
     layout = DumpLayout()
     for path in sorted(root.rglob("*.npy")):
-        readiness.note(layout.parse(path.relative_to(root).as_posix()), str(path))
+        for key in layout.keys(path.relative_to(root).as_posix()):
+            readiness.note(key, str(path))
 
 
 def test_fresh_files_wait_for_the_settle_window(tmp_path, clock):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from segwatch.intake.watcher import scan_tree
+from segwatch.intake.scan import scan_tree
 
 
 def descriptors() -> int:
@@ -58,7 +58,8 @@ WATCHER_SCRIPT = textwrap.dedent(
     """
     import json, os, sys, threading, time
     from pathlib import Path
-    from segwatch.intake.watcher import Watcher, scan_tree
+    from segwatch.intake.scan import scan_tree
+    from segwatch.intake.watcher import Watcher
 
     limit, before, after, root = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
     with open("/proc/sys/user/max_inotify_watches", "w") as knob:

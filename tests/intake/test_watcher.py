@@ -18,7 +18,8 @@ import pytest
 
 from segwatch.errors import ConfigError
 from segwatch.intake.observers import choose_observer
-from segwatch.intake.watcher import Watcher, scan_tree
+from segwatch.intake.scan import scan_tree
+from segwatch.intake.watcher import Watcher
 
 # watchdog warns when a nested `mkdir -p` gets one directory watched twice; harmless (the watch is reused), but
 # the suite's warnings-as-errors would raise it inside watchdog's inotify reader thread and end that thread.

@@ -9,7 +9,6 @@ and `shape`, then the raw array data.
 from __future__ import annotations
 
 import ast
-import functools
 import logging
 import math
 import os
@@ -22,6 +21,7 @@ import numpy as np
 
 from segwatch.errors import ArtifactError, NotReadyError
 from segwatch.intake.filearrays import FileArray, ReadSession, os_error
+from segwatch.intake.paths import outside_real_root, outside_root, real_root
 
 logger = logging.getLogger(__name__)
 
@@ -68,32 +68,6 @@ class NpyHeader:
     def expected_size(self) -> int:
         """The exact size in bytes of a complete file with this header."""
         return self.data_offset + self.dtype.itemsize * self.element_count
-
-
-def outside_root(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> str | None:
-    """Where `path` really leads, when resolving its symlinks takes it out of `root`; None while it stays in.
-
-    The one test of "inside the watch root" that scans, live hints and the loader all apply.
-    """
-    return _outside_real_root(os.path.realpath(path), _real_root(os.fspath(root)))
-
-
-@functools.lru_cache(maxsize=8)
-def _real_root(root: str) -> str:
-    # Resolved once per root: it is on every file's path, and resolving costs a system call per component.
-    return os.path.realpath(root)
-
-
-def _outside_real_root(real: str, real_root: str) -> str | None:
-    if real == real_root or real.startswith(os.path.join(real_root, "")):
-        return None
-    return real
-
-
-def read_header(path: Path, *, root: Path | None = None) -> NpyHeader:
-    """Parse and validate the header of `path` without reading any array data."""
-    with _open_regular_file(path, root) as fp:
-        return _read_header(fp, path, _file_size(fp, path))
 
 
 def check_complete(
@@ -198,7 +172,7 @@ def _opened_outside(fd: int, root: Path) -> str | None:
     except OSError:
         return None
     # The kernel's name for an open file is already canonical: no symlinks left to resolve.
-    return _outside_real_root(opened, _real_root(os.fspath(root))) if opened.startswith("/") else None
+    return outside_real_root(opened, real_root(os.fspath(root))) if opened.startswith("/") else None
 
 
 def _file_kind(mode: int) -> str:

@@ -132,9 +132,6 @@ class Readiness:
         deadline = self.next_deadline()
         return deadline is not None and deadline <= self._clock() + seconds
 
-    def pending(self) -> list[tuple[str, int]]:
-        return sorted(self._epochs)
-
     def ready(self) -> list[Artifact]:
         """The epochs whose check is due and that are ready, in (run, epoch) order."""
         now = self._clock()

@@ -1,4 +1,4 @@
-"""Finding dump files: the scan behind start-up and periodic rescans, and live observers that hint between them."""
+"""Live hints about dump files: watchdog observers on the root, supervised, between the scans of scan.py."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 import os
 import stat
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from watchdog.events import (
@@ -26,99 +26,11 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserverVFS
 
 from segwatch.errors import ConfigError
-from segwatch.intake.npy import outside_root
 from segwatch.intake.observers import ObserverKind, describe_inotify_error
+from segwatch.intake.paths import relative_hint, symlinked_directory
+from segwatch.intake.scan import scan_tree
 
 log = logging.getLogger(__name__)
-
-
-# How many refused paths are remembered so that each is reported once; past it a refusal may repeat.
-_REPORTED_LIMIT = 10_000
-_reported: set[tuple[str, str]] = set()
-_reported_lock = threading.Lock()
-
-
-def _report_once(path: str, kind: str, reason: str) -> None:
-    """Warn about a path the scans and hints pass over, once per process: rescans meet it again and again.
-
-    Scans and hints spell the root differently (as configured, or resolved), so an entry is remembered by its
-    real parent directory and its own name.
-    """
-    key = (os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path)), kind)
-    with _reported_lock:
-        if key in _reported:
-            return
-        if len(_reported) >= _REPORTED_LIMIT:
-            _reported.clear()
-        _reported.add(key)
-    log.warning("%s: %s", os.fsencode(path).decode("utf-8", "backslashreplace"), reason)
-
-
-def _undecodable(name: str) -> bool:
-    """Whether a file name holds bytes that are not UTF-8 (decoded to lone surrogates): a run named so could
-    not name a TensorBoard run directory, a ledger entry or a log line."""
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
-def _report_undecodable(path: str) -> None:
-    _report_once(path, "undecodable", "name is not valid UTF-8; not read (rename it to log it)")
-
-
-def _symlinked_directory(path: str, root: Path) -> bool:
-    """Whether `path` is a symlink to a directory; those are never followed, and one leading out of the
-    root is reported. Anything else a symlink points at is listed for the loader to judge."""
-    if not os.path.islink(path) or not os.path.isdir(path):
-        return False
-    target = outside_root(path, root)
-    if target is not None:
-        reason = f"symlinked directory leads outside the watch root {root} (to {target}); not followed"
-        _report_once(path, "outside", reason)
-    return True
-
-
-def scan_tree(root: Path) -> Iterator[str]:
-    """Every entry below `root`, as a `/`-separated path relative to it, for the dump pattern to match.
-
-    Hidden entries are skipped (producers stage partial epochs there). Symlinked directories are not
-    followed, so a scan never leaves the root or loops; one that leads outside the root is reported once, as
-    are names that are not UTF-8 and directories that cannot be listed. Directories are listed as well as
-    entered, and symlinks, FIFOs and other non-files are listed too: where one stands in for a dump file, the
-    loader refuses it with a reason, instead of the epoch silently waiting for a file that never comes.
-    """
-    # Strings, not Paths, and one directory listed at a time, read as it is walked: a scan of a big root keeps
-    # one descriptor open and memory bounded by the directories still to visit, however many files there are.
-    prefix = os.path.join(os.fspath(root), "")
-    stack = [os.fspath(root)]
-    while stack:
-        directory = stack.pop()
-        try:
-            listing = os.scandir(directory)
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        except OSError as error:
-            reason = f"cannot list ({error.strerror or error}); files below it are not seen"
-            _report_once(directory, "unlisted", reason)
-            continue
-        with listing:
-            for entry in listing:
-                if entry.name.startswith("."):
-                    continue
-                if _undecodable(entry.name):
-                    _report_undecodable(entry.path)
-                    continue
-                try:
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append(entry.path)
-                    elif entry.is_symlink() and _symlinked_directory(entry.path, root):
-                        continue
-                except OSError:
-                    pass  # a symlink loop or a vanishing entry: listed, and the loader says what is wrong
-                relative = entry.path[len(prefix) :]
-                yield relative if os.sep == "/" else relative.replace(os.sep, "/")
 
 
 def _new_observer(kind: ObserverKind, poll_interval: float) -> BaseObserver:
@@ -189,7 +101,6 @@ class _HintHandler(FileSystemEventHandler):
     ) -> None:
         super().__init__()
         self._root = str(root)
-        self._prefix = os.path.join(self._root, "")
         self._on_change = on_change
         self._on_root_deleted = on_root_deleted
 
@@ -218,26 +129,14 @@ class _HintHandler(FileSystemEventHandler):
             self._on_root_deleted()
 
     def _relative(self, path: bytes | str) -> str | None:
-        """`path` relative to the root, or None when it is the root, outside it, or hidden."""
-        text = os.fsdecode(path)
-        if not text.startswith(self._prefix):
-            return None
-        parts = text[len(self._prefix) :].split(os.sep)
-        if not parts[0] or any(part.startswith(".") for part in parts):
-            return None
-        for index, part in enumerate(parts):
-            if _undecodable(part):
-                # The first such segment is what is reported: everything below it is the same problem.
-                _report_undecodable(os.path.join(self._root, *parts[: index + 1]))
-                return None
-        return "/".join(parts)
+        return relative_hint(os.fsdecode(path), self._root)
 
     def _report(self, path: bytes | str) -> None:
         relative = self._relative(path)
         if relative is None:
             return
         try:
-            if _symlinked_directory(os.fsdecode(path), Path(self._root)):
+            if symlinked_directory(os.fsdecode(path), Path(self._root)):
                 return
         except OSError:
             pass  # gone already, or a loop: hinted all the same, the reader finds out
