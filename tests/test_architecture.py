@@ -20,6 +20,7 @@ VOCABULARY = {
     "segwatch.summaries",
     "segwatch.dump",
     "segwatch.tfquiet",
+    "segwatch.caps",
 }
 EDGE = {"segwatch.config", "segwatch.fingerprints", "segwatch.plan"}
 COMMANDS = {
@@ -35,11 +36,7 @@ LAYERS = ["vocabulary", "viewer", "intake", "metrics", "render", "output", "edge
 
 # Edges that still point upward, each to be removed by moving what it needs down; the test fails on any new one
 # and on any listed edge that is gone (so the list only shrinks).
-KNOWN_UPWARD: set[tuple[str, str]] = {
-    ("segwatch.render.insight", "segwatch.config"),
-    ("segwatch.render.pipeline", "segwatch.config"),
-    ("segwatch.render.pipeline", "segwatch.fingerprints"),
-}
+KNOWN_UPWARD: set[tuple[str, str]] = set()
 # The longest import chain, in modules; only ever lowered (the target is 8).
 MAX_LEVELS = 12
 

@@ -28,6 +28,7 @@ from segwatch.config import (
     render_config,
 )
 from segwatch.errors import ConfigError
+from segwatch.plan import build_plan
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "config.example.yaml"
 MODELS: tuple[type[BaseModel], ...] = (
@@ -191,8 +192,8 @@ def test_required_roles_follow_the_panels(compose: dict[str, Any], roles: tuple[
 def test_a_fixed_ground_truth_is_supplied_as_a_fixed_file_relative_to_root() -> None:
     config = config_from_mapping(minimal(watch={"fixed_gt": "val/gt.npy"}), env={})
     assert config.required_roles == ("gt", "pred")
-    assert config.fixed_files == {"gt": "/data/dumps/val/gt.npy"}
-    assert config_from_mapping(minimal(), env={}).fixed_files == {}
+    assert build_plan(config).fixed_files == {"gt": "/data/dumps/val/gt.npy"}
+    assert build_plan(config_from_mapping(minimal(), env={})).fixed_files == {}
 
 
 # --- error messages -----------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import yaml
 
 from segwatch.config import Config, config_from_mapping
 from segwatch.dump import save_epoch
+from segwatch.plan import build_plan
 from segwatch.units import parse_size
 
 K8S = Path(__file__).resolve().parents[1] / "deploy" / "k8s"
@@ -140,7 +141,7 @@ def test_the_dumps_volume_holds_the_retained_epochs_with_room_to_spare(file: str
 @pytest.mark.parametrize("file", JOBS)
 def test_the_memory_limit_holds_the_largest_epoch_segwatch_accepts(file: str) -> None:
     settings = config(file)
-    roles = [role for role in settings.required_roles if role not in settings.fixed_files]
+    roles = [role for role in settings.required_roles if role not in build_plan(settings).fixed_files]
     largest_epoch = len(roles) * settings.limits.max_file_bytes
     limit = parse_size(container(file, "segwatch")["resources"]["limits"]["memory"])
     assert BASELINE_BYTES + PER_EPOCH_BYTE * largest_epoch <= limit

@@ -246,7 +246,7 @@ def _path_text(value: object, wanted: str) -> str:
     return text
 
 
-def _under(base: Path, text: str) -> Path:
+def resolve_under(base: Path, text: str) -> Path:
     try:
         path = Path(text).expanduser()
     except RuntimeError:
@@ -363,7 +363,7 @@ class WatchConfig(BaseModel):
         text = _path_text(value, "a local directory path")
         if _URL.match(text):
             raise ValueError(f"expected a local directory path, got {_shown(value)}")
-        return _under(_base_dir(info), text)
+        return resolve_under(_base_dir(info), text)
 
     @field_validator("pattern", mode="before")
     @classmethod
@@ -400,7 +400,7 @@ class WatchConfig(BaseModel):
             return None
         text = _path_text(value, "null or a path to a .npy file")
         root = info.data.get("root")
-        return _under(root if isinstance(root, Path) else _base_dir(info), text)
+        return resolve_under(root if isinstance(root, Path) else _base_dir(info), text)
 
 
 class TensorBoardConfig(BaseModel):
@@ -425,7 +425,7 @@ class TensorBoardConfig(BaseModel):
     def _logdir_under_base(cls, value: object, info: ValidationInfo) -> str:
         text = _path_text(value, "a directory path or a URL such as gs://bucket/path")
         _check_logdir_run(text)
-        return text if _URL.match(text) else str(_under(_base_dir(info), text))
+        return text if _URL.match(text) else str(resolve_under(_base_dir(info), text))
 
     @field_validator("tag_prefix", mode="before")
     @classmethod
@@ -707,20 +707,11 @@ class Config(BaseModel):
     def required_roles(self) -> tuple[str, ...]:
         """The roles every artifact needs: gt and pred, and image when a panel shows it (image, overlay).
 
-        gt stays here even with `watch.fixed_gt`: the layout then supplies it from `fixed_files` instead of
-        waiting for it under the pattern.
+        gt stays here even with `watch.fixed_gt`: the layout then supplies it from the plan's fixed files
+        instead of waiting for it under the pattern.
         """
         roles = ("gt", "pred")
         return (*roles, "image") if set(IMAGE_PANELS) & set(self.compose.panels) else roles
-
-    @property
-    def fixed_files(self) -> Mapping[str, str]:
-        """Roles shared by every epoch rather than dumped per epoch: `watch.fixed_gt`, and every role of
-        `watch.roles` given as a path without placeholders."""
-        fixed = {role: str(_under(self.watch.root, text)) for role, text in self.dump_layout().fixed.items()}
-        if self.watch.fixed_gt is not None:
-            fixed["gt"] = str(self.watch.fixed_gt)
-        return fixed
 
     def dump_layout(self) -> DumpLayout:
         """The patterns of `watch` as one layout (raises ValueError naming the key if they cannot work)."""

@@ -11,11 +11,12 @@ from pathlib import Path
 
 from segwatch.config import Config
 from segwatch.errors import ArtifactError, NotReadyError
-from segwatch.fingerprints import config_fingerprint, set_aside_fingerprint
+from segwatch.fingerprints import set_aside_fingerprint
 from segwatch.intake.layout import TRIGGER, Artifact, ArtifactKey, DumpLayout, Pending
 from segwatch.intake.npy import check_complete
 from segwatch.intake.npz import check_archive, is_archive
 from segwatch.output.ledger import Ledger, open_ledger
+from segwatch.plan import RunPlan, build_plan
 from segwatch.service.discovery import Keyed, group, scan
 from segwatch.service.processor import artifact_fingerprint
 from segwatch.units import run_label
@@ -32,25 +33,26 @@ class PathReport:
 
 def explain(config: Config, paths: Sequence[str] = (), *, cwd: Path | None = None) -> list[str]:
     """The report as lines: each path (every file under the root when none is given), then each epoch."""
-    layout = config.dump_layout()
+    plan = build_plan(config)
+    layout = plan.layout
     root = Path(config.watch.root)
     scanned = list(scan(root, layout)) if root.is_dir() else []
     lines = [f"root {root}: patterns " + "; ".join(f"{s.key} {s.template!r}" for s in layout.sources)]
-    for role, path in sorted(config.fixed_files.items()):
+    for role, path in sorted(plan.fixed_files.items()):
         state = "present" if os.path.isfile(path) else "MISSING"
         lines.append(f"fixed {role}: {path} ({state}, shared by every epoch)")
     if paths:
-        reports = [describe_path(config, layout, root, path, cwd=cwd) for path in paths]
+        reports = [describe_path(plan, layout, root, path, cwd=cwd) for path in paths]
         for report in reports:
             lines.append(f"{report.shown}: {report.lines[0]}")
             lines.extend(f"    {line}" for line in report.lines[1:])
     else:
         reports = []
-        lines.extend(_unmatched_files(config, layout, root, scanned))
+        lines.extend(_unmatched_files(plan, layout, root, scanned))
 
-    complete, pending = group(config, layout, scanned)
+    complete, pending = group(plan, scanned)
     wanted = {(key.run, key.epoch) for report in reports for key in report.keys} if paths else None
-    statuses = epoch_statuses(config, layout, complete, pending)
+    statuses = epoch_statuses(config, plan, complete, pending)
     shown = [
         (label, text)
         for (run, epoch), (label, text) in statuses.items()
@@ -61,18 +63,18 @@ def explain(config: Config, paths: Sequence[str] = (), *, cwd: Path | None = Non
     return lines
 
 
-def _unmatched_files(config: Config, layout: DumpLayout, root: Path, scanned: list[Keyed]) -> list[str]:
+def _unmatched_files(plan: RunPlan, layout: DumpLayout, root: Path, scanned: list[Keyed]) -> list[str]:
     """The files under the root that no pattern matches, sorted and grouped by directory, with the reasons.
 
     Matching files are the epoch table's business, and directories are never dump files themselves."""
-    fixed = {os.path.abspath(path) for path in config.fixed_files.values()}
+    fixed = {os.path.abspath(path) for path in plan.fixed_files.values()}
     by_directory: dict[str, list[PathReport]] = {}
     for relative, keys in sorted(scanned):
         absolute = root / relative
         if keys or absolute.is_dir() or os.path.abspath(absolute) in fixed:
             continue
         directory, _, name = relative.rpartition("/")
-        report = describe_path(config, layout, root, str(absolute))
+        report = describe_path(plan, layout, root, str(absolute))
         by_directory.setdefault(directory, []).append(PathReport(name, report.keys, report.lines))
     count = sum(len(reports) for reports in by_directory.values())
     if not count:
@@ -86,14 +88,14 @@ def _unmatched_files(config: Config, layout: DumpLayout, root: Path, scanned: li
 
 
 def describe_path(
-    config: Config, layout: DumpLayout, root: Path, given: str, *, cwd: Path | None = None
+    plan: RunPlan, layout: DumpLayout, root: Path, given: str, *, cwd: Path | None = None
 ) -> PathReport:
     absolute = Path(os.path.abspath(Path(cwd or Path.cwd()) / given))
     relative = _relative_to(absolute, root)
     if relative is None and not Path(given).is_absolute() and not (Path(cwd or Path.cwd()) / given).exists():
         # A path written as the pattern sees it: relative to the root.
         absolute, relative = root / given, given
-    fixed = {os.path.abspath(path): role for role, path in config.fixed_files.items()}
+    fixed = {os.path.abspath(path): role for role, path in plan.fixed_files.items()}
     if str(absolute) in fixed:
         return PathReport(given, (), (f"the fixed {fixed[str(absolute)]}, shared by every epoch",))
     if relative is None:
@@ -120,9 +122,9 @@ def describe_path(
             if value is not None
         )
         note = ""
-        if key.role not in config.required_roles and key.role != TRIGGER:
+        if key.role not in plan.required_roles and key.role != TRIGGER:
             note = f"; not read: {key.role} is not shown (compose.panels)"
-        elif key.role in config.fixed_files:
+        elif key.role in plan.fixed_files:
             note = f"; not read: the fixed {key.role} is used instead"
         parts.append(
             f"{what} of run {key.run or '. (unnamed)'}, {numbers} (TensorBoard step {key.epoch}) "
@@ -132,9 +134,10 @@ def describe_path(
 
 
 def epoch_statuses(
-    config: Config, layout: DumpLayout, complete: Iterable[Artifact], pending: Iterable[Pending]
+    config: Config, plan: RunPlan, complete: Iterable[Artifact], pending: Iterable[Pending]
 ) -> dict[tuple[str, int], tuple[str, str]]:
     """Per (run, epoch) seen on disk: its label and where it stands (done, set aside, ready, waiting)."""
+    layout = plan.layout
     ledgers: dict[str, Ledger] = {}
 
     def ledger_of(run: str) -> Ledger:
@@ -147,7 +150,7 @@ def epoch_statuses(
     for artifact in complete:
         found[(artifact.run, artifact.epoch)] = (
             artifact.label,
-            _complete_status(config, artifact, ledger_of(artifact.run)),
+            _complete_status(config, plan, artifact, ledger_of(artifact.run)),
         )
     for waiting in pending:
         label = f"{run_label(waiting.run)}@{waiting.epoch}"
@@ -163,30 +166,29 @@ def epoch_statuses(
     return dict(sorted(found.items()))
 
 
-def _complete_status(config: Config, artifact: Artifact, ledger: Ledger) -> str:
+def _complete_status(config: Config, plan: RunPlan, artifact: Artifact, ledger: Ledger) -> str:
     run, epoch = artifact.run, artifact.epoch
     if ledger.is_done(run, epoch):
         return "done (in the ledger)"
     record = ledger.runs.get(run)
     if record is not None and epoch in record.set_aside:
         entry = record.set_aside[epoch]
-        now = set_aside_fingerprint(artifact_fingerprint(artifact), config_fingerprint(config))
+        now = set_aside_fingerprint(artifact_fingerprint(artifact), plan.fingerprint)
         if entry.fingerprint == now:
             return f"set aside (until its files or the config change): {entry.reason}"
         # Files or config changed since: the old reason may no longer hold, and the epoch is tried again.
         earlier = f" (set aside earlier for: {entry.reason}; its files or the config changed since)"
-        return _fresh_status(config, artifact, ledger) + earlier
-    return _fresh_status(config, artifact, ledger)
+        return _fresh_status(config, plan, artifact, ledger) + earlier
+    return _fresh_status(config, plan, artifact, ledger)
 
 
-def _fresh_status(config: Config, artifact: Artifact, ledger: Ledger) -> str:
+def _fresh_status(config: Config, plan: RunPlan, artifact: Artifact, ledger: Ledger) -> str:
     """Where an epoch stands that is neither done nor set aside under the current files and config."""
     run, epoch = artifact.run, artifact.epoch
     last = ledger.last_epoch(run)
     if last is not None and epoch < last:
         return f"complete but late: epoch {last} is already logged, so this one is skipped"
-    limits = config.limits
-    caps = {"max_file_bytes": limits.max_file_bytes, "max_pixels": limits.max_pixels}
+    caps = {"max_file_bytes": plan.caps.max_file_bytes, "max_pixels": plan.caps.max_pixels}
     for role, paths in sorted(artifact.files.items()):
         for path in paths:
             try:
@@ -194,8 +196,8 @@ def _fresh_status(config: Config, artifact: Artifact, ledger: Ledger) -> str:
                     check_archive(
                         Path(path),
                         [artifact.members.get(role, role)],
-                        max_file_bytes=limits.max_file_bytes,
-                        max_pixels=limits.max_pixels,
+                        max_file_bytes=plan.caps.max_file_bytes,
+                        max_pixels=plan.caps.max_pixels,
                     )
                 else:
                     check_complete(Path(path), **caps)

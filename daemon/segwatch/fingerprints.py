@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 
 from segwatch.config import Config
 
 
-def config_fingerprint(config: Config) -> str:
+def config_fingerprint(config: Config, fixed_files: Mapping[str, str]) -> str:
     """A digest of every setting that can turn the same files into a different outcome or picture: how they
-    are read (limits, fixed files), normalised and drawn (compose), measured (metrics) and tagged."""
+    are read (limits, `fixed_files`: the plan's role → path), normalised and drawn (compose), measured
+    (metrics) and tagged."""
     relevant = {
         "compose": config.compose.model_dump(mode="json"),
         "metrics": config.metrics.model_dump(mode="json"),
         "limits": config.limits.model_dump(mode="json"),
         "tag_prefix": config.tensorboard.tag_prefix,
-        "fixed_files": dict(config.fixed_files),
+        "fixed_files": dict(fixed_files),
     }
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -17,6 +17,7 @@ from segwatch.output.ledger import open_ledger
 from segwatch.output.lock import Locks, holding
 from segwatch.output.logdirs import hold_logdir
 from segwatch.output.relogjournal import finish_interrupted_relogs, start_relog
+from segwatch.plan import build_plan
 from segwatch.service.discovery import discover
 from segwatch.units import run_label
 
@@ -57,7 +58,7 @@ def relogging(config: Config, requested: Sequence[str] = ()) -> Iterator[tuple[L
         hold_logdir(locks, logdir)
         ledger = open_ledger(logdir)
         finish_interrupted_relogs(logdir, ledger)
-        artifacts, _ = discover(config)
+        artifacts, _ = discover(build_plan(config))
         present: dict[str, set[int]] = {}
         for artifact in artifacts:
             present.setdefault(artifact.run, set()).add(artifact.epoch)

@@ -7,7 +7,7 @@ Every workload (tests/bench/workloads.py) is one artifact of `.npy` files; five 
 files on disk (page cache warm) to summaries flushed in a TensorBoard event file:
 
 - default: segwatch with its default config (metrics over every pixel, the `present` legend) and the
-  workload's composition settings: `Renderer(config).render(artifact)`, then `EventSink.write(...)`, the
+  workload's composition settings: `render_artifact(build_plan(config), artifact)`, then `EventSink.write(...)`, the
   daemon's per-artifact path. The headline.
 - images: the same with metrics off and no legend, the picture the seed also makes.
 - seed: the seed article's approach done its way (tests/bench/seed.py): np.load, `tf.image.resize` (nearest)
@@ -77,10 +77,12 @@ from segwatch.intake.filearrays import ReadSession
 from segwatch.intake.layout import Artifact
 from segwatch.intake.npy import open_array
 from segwatch.output.sink import EventSink
+from segwatch.plan import build_plan
 from segwatch.render.evaluation import item_counts
 from segwatch.render.items import Item, normalise
-from segwatch.render.pipeline import Renderer
+from segwatch.render.pipeline import ViewerLayers
 from segwatch.render.png import encode_png
+from segwatch.service.processor import load_items, render_artifact
 from segwatch.summaries import Summary
 
 PIPELINES = ("default", "images", "seed", "floor-default", "floor-images")
@@ -138,13 +140,16 @@ class SegwatchPipeline(Pipeline):
 
     def __init__(self, workload: Workload, data: Path, logdir: Path) -> None:
         super().__init__(workload, data, logdir)
-        self.renderer = Renderer(segwatch_config(workload, data, logdir, images_only=self.images_only))
+        self.plan = build_plan(segwatch_config(workload, data, logdir, images_only=self.images_only))
+        self.layers = ViewerLayers()
         self.sink = EventSink(str(logdir))
 
     def process(self, step: int) -> None:
         artifact = dataclasses.replace(self.artifact, epoch=step)
-        self.sink.write(artifact.run, step, self.renderer.render(artifact))
-        self.renderer.committed(artifact.run, step)
+        rendered = render_artifact(self.plan, artifact, stored=self.layers.stored(artifact.run))
+        self.layers.rendered(artifact.run, step, rendered.layers)
+        self.sink.write(artifact.run, step, rendered.summaries)
+        self.layers.committed(artifact.run, step)
 
     def close(self) -> None:
         self.sink.close()
@@ -209,10 +214,10 @@ class FloorPipeline(Pipeline):
         super().__init__(workload, data, logdir)
         config = segwatch_config(workload, data, logdir / "unused", images_only=self.images_only)
         # What segwatch writes for a run's second epoch on (see SegwatchPipeline).
-        renderer = Renderer(config)
-        renderer.render(self.artifact)
-        renderer.committed(self.artifact.run, self.artifact.epoch)
-        rendered = renderer.render(dataclasses.replace(self.artifact, epoch=self.artifact.epoch + 1))
+        plan = build_plan(config)
+        first = render_artifact(plan, self.artifact)
+        later = dataclasses.replace(self.artifact, epoch=self.artifact.epoch + 1)
+        rendered = render_artifact(plan, later, stored=first.layers).summaries
         # Image summaries only; other blob sequences (the viewer's data) are written as they are.
         self.pictures = {
             s.tag: [_decoded(png) for png in s.payload[2:]]
@@ -354,7 +359,7 @@ def bench_workload(
 
 def _output_size(pipeline: Pipeline) -> list[int]:
     assert isinstance(pipeline, SegwatchPipeline)
-    payload = pipeline.renderer.render(pipeline.artifact)[0].payload
+    payload = render_artifact(pipeline.plan, pipeline.artifact).summaries[0].payload
     assert isinstance(payload, tuple)
     return [int(payload[1]), int(payload[0])]
 
@@ -402,8 +407,7 @@ def bench_metrics(workload: Workload, data: Path, logroot: Path, rounds: int, qu
     """ns per pixel (CPU) of counting the workload's items (in memory: the kernel alone), of
     reading them once, and of the previous kernel; then the same on per-pixel noise of one item's shape."""
     config = segwatch_config(workload, data, logroot / "unused", images_only=False)
-    renderer = Renderer(config)
-    items = renderer.load_items(artifact_of(workload, data), every=True)
+    items = load_items(build_plan(config), artifact_of(workload, data), every=True)
     pixels = sum(item.gt.size for item in items)
     for item in items:  # the counts must match before the time means anything
         counts = item_counts(item, workload.num_classes, 255)

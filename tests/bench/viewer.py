@@ -4,7 +4,7 @@
 
 1. Encode time and bytes per epoch at default settings (16 items shown in the grid at 256x256 panels, 16
    viewer items at up to 1024 px), on 16 items of 1024x2048 labels with an image (Cityscapes-like): the grid
-   image (`Renderer` with the viewer off, metrics off: compose + PNG) against the viewer's summaries for the
+   image (`render_artifact` with the viewer off, metrics off: compose + PNG) against the viewer's summaries for the
    same items (`viewer_summaries`, given the per-item confusions metrics computes anyway), both the first
    epoch (gt and image stored) and a later one (gt and image unchanged: prediction only). Rounds alternate;
    ratios are taken within a round and the median is printed.
@@ -32,11 +32,11 @@ import numpy as np
 
 from segwatch.config import config_from_mapping
 from segwatch.dump import save_epoch
+from segwatch.plan import build_plan
 from segwatch.render.evaluation import item_confusion
-from segwatch.render.pipeline import Renderer
 from segwatch.render.viewer import viewer_summaries
 from segwatch.service.discovery import discover
-from segwatch.service.processor import open_processor
+from segwatch.service.processor import load_items, open_processor, render_artifact
 
 from conftest import blob_labels
 from screenshots.browser import chromium, chromium_missing, tensorboard
@@ -82,16 +82,16 @@ def payload_bytes(summaries) -> int:  # type: ignore[no-untyped-def]
 
 def encode_costs(root: Path, rounds: int) -> None:
     write_epochs(root, (1024, 2048), 16, 1)
-    (artifact,) = discover(config(root))[0]
-    grid = Renderer(config(root, enabled=False))
-    viewer = Renderer(config(root))
+    (artifact,) = discover(build_plan(config(root)))[0]
+    grid = build_plan(config(root, enabled=False))
+    viewer = build_plan(config(root))
     assert viewer.viewer is not None
-    items = viewer.load_items(artifact, every=True)
+    items = load_items(viewer, artifact, every=True)
     confusions = [item_confusion(item, CLASSES, 255) for item in items]
     _, layers = viewer_summaries(viewer.viewer, items, confusions, step=0, stored={})
 
     def grid_once() -> int:
-        return payload_bytes(grid.render(artifact))
+        return payload_bytes(render_artifact(grid, artifact).summaries)
 
     def viewer_first() -> int:
         return payload_bytes(viewer_summaries(viewer.viewer, items, confusions, step=0, stored={})[0])
@@ -122,7 +122,7 @@ def encode_costs(root: Path, rounds: int) -> None:
 def serve_costs(root: Path, rounds: int, browser: bool) -> None:
     write_epochs(root, (1024, 1024), 2, 3)
     processor = open_processor(config(root))
-    for artifact in discover(config(root))[0]:
+    for artifact in discover(build_plan(config(root)))[0]:
         processor.process(artifact)
     processor.sink.close()
     for flags, name in (((), "default loader"), (("--load_fast=false",), "--load_fast=false")):

@@ -2,8 +2,8 @@
 normalise -> compose -> metrics, exactly as the daemon renders one artifact.
 
 Each input picks which of an epoch's files it becomes (gt, pred or image) and how the others look, is written
-to a real file, and the epoch is rendered with `Renderer.render`. The only exceptions allowed are segwatch's
-own (SegwatchError: set aside, or wait); anything else (a ValueError from numpy, an OverflowError, a
+to a real file, and the epoch is rendered with the processor's `render_artifact`. The only exceptions allowed
+are segwatch's own (SegwatchError: set aside, or wait); anything else (a ValueError from numpy, an OverflowError, a
 MemoryError from a forged shape) would be a crash of the daemon's artifact handling, and fails the run.
 
     python tests/fuzz/load_path.py -runs=2000                          # the short run (CI)
@@ -25,7 +25,8 @@ with atheris.instrument_imports(include=["segwatch"]):
     from segwatch.config import config_from_mapping
     from segwatch.errors import SegwatchError
     from segwatch.intake.layout import Artifact
-    from segwatch.render.pipeline import Renderer
+    from segwatch.plan import RunPlan, build_plan
+    from segwatch.service.processor import render_artifact
 
 SCRATCH = scratch_directory()
 EPOCH = SCRATCH / "r" / "epoch_1"
@@ -33,8 +34,8 @@ EPOCH.mkdir(parents=True)
 ROLES = ("gt", "pred", "image")
 
 
-def renderer(metrics: bool, select: str) -> Renderer:
-    return Renderer(
+def renderer(metrics: bool, select: str) -> RunPlan:
+    return build_plan(
         config_from_mapping(
             {
                 "watch": {"root": str(SCRATCH)},
@@ -93,7 +94,7 @@ def test_one_input(data: bytes) -> None:
         path.write_bytes(data[2:] if name == role else GOOD[name])
         files[name] = (str(path),)
     try:
-        render.render(Artifact("r", 1, files))
+        render_artifact(render, Artifact("r", 1, files))
     except SegwatchError as exc:
         message = str(exc)
         if "\n" in message or len(message) > 2000:

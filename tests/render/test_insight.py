@@ -7,10 +7,9 @@ import pytest
 
 from segwatch.config import config_from_mapping
 from segwatch.errors import ConfigError
-from segwatch.render.indexspace import IndexSpace
+from segwatch.plan import epoch_plan
 from segwatch.render.insight import Insight
 from segwatch.render.items import Item
-from segwatch.render.palettes import build_palette
 
 
 def insight(**compose: object) -> Insight:
@@ -18,8 +17,7 @@ def insight(**compose: object) -> Insight:
         {"watch": {"root": "/d"}, "tensorboard": {"logdir": "/t"}, "compose": {"num_classes": 3, **compose}},
         env={},
     )
-    space = IndexSpace(num_classes=3, ignore_index=255, palette=build_palette("voc", 3))
-    return Insight(config, space)
+    return Insight(epoch_plan(config))
 
 
 def items(wrong_pixels: list[int]) -> list[Item]:

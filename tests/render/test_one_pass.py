@@ -6,12 +6,11 @@ from __future__ import annotations
 import numpy as np
 
 from segwatch.config import config_from_mapping
+from segwatch.plan import epoch_plan
 from segwatch.render.evaluation import classes_present, item_counts
-from segwatch.render.indexspace import IndexSpace
 from segwatch.render.insight import Insight
 from segwatch.render.items import Item
 from segwatch.render.legend import legend_classes
-from segwatch.render.palettes import build_palette
 
 from conftest import blob_labels
 
@@ -23,9 +22,7 @@ def make_insight() -> Insight:
         {"watch": {"root": "/d"}, "tensorboard": {"logdir": "/t"}, "compose": {"num_classes": CLASSES}},
         env={},
     )
-    return Insight(
-        config, IndexSpace(num_classes=CLASSES, ignore_index=255, palette=build_palette("voc", CLASSES))
-    )
+    return Insight(epoch_plan(config))
 
 
 def epoch(seed: int, count: int = 4) -> list[Item]:

@@ -13,13 +13,14 @@ from tensorboard.compat.proto import summary_pb2
 from segwatch.config import config_from_mapping
 from segwatch.dump import save_epoch
 from segwatch.metrics.confusion import scores
+from segwatch.plan import build_plan
 from segwatch.render.compose import resize_labels_nearest
 from segwatch.render.evaluation import item_confusion
 from segwatch.render.items import Item
 from segwatch.render.palettes import build_palette
 from segwatch.render.viewer import Stored, ViewerPlan, stored_size, viewer_items, viewer_summaries
 from segwatch.service.discovery import discover
-from segwatch.service.processor import open_processor
+from segwatch.service.processor import open_processor, render_artifact
 from segwatch.viewer import metadata
 
 from conftest import blob_labels, raw_record_counts, read_event_tensors
@@ -172,7 +173,7 @@ def test_the_daemon_path_writes_viewer_tags_storing_a_fixed_ground_truth_once(tm
     gt = dump(tmp_path, range(3))
     config = config_for(tmp_path, items=[2, 0])
     processor = open_processor(config)
-    for artifact in discover(config)[0]:
+    for artifact in discover(build_plan(config))[0]:
         processor.process(artifact)
     processor.sink.close()
     tensors = read_event_tensors(tmp_path / "tb" / "a")
@@ -188,10 +189,10 @@ def test_a_torn_epoch_gets_only_its_missing_viewer_tags_after_a_restart(tmp_path
     dump(tmp_path, range(2))
     config = config_for(tmp_path)
     processor = open_processor(config)
-    first, second = discover(config)[0]
+    first, second = discover(build_plan(config))[0]
     processor.process(first)
     # A process dies while writing the second epoch: only some of its summaries reached the event file.
-    summaries = processor.renderer.render(second)
+    summaries = render_artifact(processor.plan, second, stored=processor.layers.stored(second.run)).summaries
     viewer_tags = {s.tag for s in summaries if "/viewer/" in s.tag}
     assert len(viewer_tags) == 4  # the epoch index and three items
     processor.sink.write("a", second.epoch, [s for s in summaries if s.tag != "segwatch/viewer/item/2"])
@@ -209,7 +210,7 @@ def test_viewer_disabled_writes_no_viewer_tags(tmp_path) -> None:
     dump(tmp_path, range(1))
     config = config_for(tmp_path, enabled=False)
     processor = open_processor(config)
-    processor.process(discover(config)[0][0])
+    processor.process(discover(build_plan(config))[0][0])
     processor.sink.close()
     assert not [tag for tag in read_event_tensors(tmp_path / "tb" / "a") if "/viewer/" in tag]
 
@@ -220,8 +221,6 @@ def test_layers_the_count_pass_copies_out_are_the_pixels_the_viewer_samples_itse
 ) -> None:  # type: ignore[no-untyped-def]
     """With metrics on, the viewer's gt and pred layers come out of the metrics' pass over the maps; with
     metrics off the viewer samples the files itself. Both store the same ids."""
-    from segwatch.render.pipeline import Renderer
-
     gt = dump(tmp_path, range(1))
 
     def layers(metrics: bool) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -234,8 +233,9 @@ def test_layers_the_count_pass_copies_out_are_the_pixels_the_viewer_samples_itse
                 "viewer": {"max_side": max_side},
             }
         )
-        (artifact,) = discover(config)[0]
-        summaries = Renderer(config).render(artifact)
+        plan = build_plan(config)
+        (artifact,) = discover(plan)[0]
+        summaries = render_artifact(plan, artifact).summaries
         return {
             s.tag: (pixels(s.payload[metadata.GT]), pixels(s.payload[metadata.PRED]))  # type: ignore[index]
             for s in summaries

@@ -59,14 +59,15 @@ def dumped(tmp_path: Path, write_config) -> Path:
 
 @pytest.mark.parametrize("error", [KeyError("summary"), AttributeError("'NoneType' has no attribute 'x'")])
 def test_a_programming_error_sets_aside_one_artifact_and_the_rest_is_logged(dumped, error, caplog):
-    from segwatch.render.pipeline import Renderer
+    from segwatch.plan import build_plan
 
     config = load_config(dumped, env={})
     logdir = config.tensorboard.logdir
     ledger = Ledger.open(logdir)
     sink = BrokenForOneRun(EventSink(logdir), "b", error)
-    processor = Processor(Renderer(config), sink, ledger)
-    artifacts, _ = discover(config)
+    plan = build_plan(config)
+    processor = Processor(plan, sink, ledger)
+    artifacts, _ = discover(plan)
     with caplog.at_level(logging.DEBUG, logger="segwatch"):
         outcomes = {(a.run, a.epoch): processor.process(a).outcome for a in artifacts}
     sink.close()
@@ -82,7 +83,7 @@ def test_a_programming_error_sets_aside_one_artifact_and_the_rest_is_logged(dump
     assert len(lines) == 1 and f"unexpected {type(error).__name__}" in lines[0].getMessage()
     assert any(r.exc_info for r in caplog.records if r.levelno == logging.DEBUG)
     # Set aside in the ledger: a second pass over the same files neither retries nor reports them.
-    again = Processor(Renderer(config), EventSink(logdir), Ledger.open(logdir))
+    again = Processor(plan, EventSink(logdir), Ledger.open(logdir))
     caplog.clear()
     assert [again.process(a).outcome for a in artifacts if a.run == "b"] == [Outcome.DONE, Outcome.DONE]
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
@@ -92,13 +93,14 @@ def test_a_programming_error_sets_aside_one_artifact_and_the_rest_is_logged(dump
 
 
 def test_a_broken_output_still_stops_progress(dumped):
-    from segwatch.render.pipeline import Renderer
+    from segwatch.plan import build_plan
 
     config = load_config(dumped, env={})
     logdir = config.tensorboard.logdir
     sink = BrokenForOneRun(EventSink(logdir), "a", SinkError("disk gone"))
-    processor = Processor(Renderer(config), sink, Ledger.open(logdir))
-    artifacts, _ = discover(config)
+    plan = build_plan(config)
+    processor = Processor(plan, sink, Ledger.open(logdir))
+    artifacts, _ = discover(plan)
     with pytest.raises(SinkError):
         processor.process(artifacts[0])
     sink.close()

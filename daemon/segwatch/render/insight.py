@@ -7,16 +7,14 @@ text, appends the headers and the legend and computes the metrics.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from segwatch.config import Config
 from segwatch.metrics.confusion import RowSample
 from segwatch.render.compose import ComposeOptions, compose_grid, grid_layout
+from segwatch.render.epochplan import EpochPlan
 from segwatch.render.evaluation import (
-    MAX_METRIC_CLASSES,
     classes_present,
     epoch_confusion,
     item_counts,
@@ -36,8 +34,6 @@ __all__ = ["GUTTER", "Insight", "panel_notes"]
 GUTTER = 2  # px between panels and between items
 _TEXT_ROUNDS = 12
 
-log = logging.getLogger(__name__)
-
 _PANEL_NOTES = {
     "overlay": "overlay = prediction colours blended over the image (alpha {alpha}), class boundaries as white "
     "lines over dark pixels and black over light ones",
@@ -47,46 +43,35 @@ _PANEL_NOTES = {
 }
 
 
-def panel_notes(config: Config) -> str:
+def panel_notes(plan: EpochPlan) -> str:
     """What the configured panels, the item choice and the legend mean, for the image description."""
-    compose = config.compose
     notes = [
-        _PANEL_NOTES[panel].format(alpha=compose.overlay_alpha)
-        for panel in compose.panels
-        if panel in _PANEL_NOTES
+        _PANEL_NOTES[panel].format(alpha=plan.overlay_alpha) for panel in plan.panels if panel in _PANEL_NOTES
     ]
     text = " ".join(f"{note[:1].upper()}{note[1:]}." for note in notes)
     choice = {
         "first": "the first items of the epoch",
         "worst": "the items with the lowest mIoU, worst first",
-        "random": f"a fixed random sample of the items (seed {compose.seed})",
-    }[compose.select]
-    text += f" Items shown: up to {compose.max_items}, {choice}."
-    if compose.legend != "none":
-        which = "every class" if compose.legend == "all" else "the classes in the items shown"
+        "random": f"a fixed random sample of the items (seed {plan.seed})",
+    }[plan.select]
+    text += f" Items shown: up to {plan.max_items}, {choice}."
+    if plan.legend != "none":
+        which = "every class" if plan.legend == "all" else "the classes in the items shown"
         text += f" The legend below lists {which}."
     return text.strip()
 
 
 class Insight:
-    def __init__(self, config: Config, space: IndexSpace) -> None:
-        compose = config.compose
-        self.config = config
-        self.space = space
-        self.panels = tuple(compose.panels)
-        self.metrics = config.metrics.enabled
-        if self.metrics and compose.num_classes > MAX_METRIC_CLASSES:
-            log.warning(
-                "metrics are off: %d classes are more than the %d a confusion matrix is kept for",
-                compose.num_classes,
-                MAX_METRIC_CLASSES,
-            )
-            self.metrics = False
+    def __init__(self, plan: EpochPlan) -> None:
+        self.plan = plan
+        self.space: IndexSpace = plan.space
+        self.panels = plan.panels
+        self.metrics = plan.metrics
 
     @property
     def needs_every_item(self) -> bool:
         """Metrics and choosing items look at every item of the epoch, not only the first ones."""
-        return self.metrics or self.config.compose.select != "first"
+        return self.metrics or self.plan.select != "first"
 
     def confusions(
         self, items: Sequence[Item], samples: Mapping[int, RowSample] | None = None
@@ -94,25 +79,25 @@ class Insight:
         """Per-item counts (evaluation.item_counts), when metrics or the worst-first choice need them: the one
         full pass over the epoch's pixels, which the `present` legend then shares. The pass fills `samples`
         (by item index) on the way; they are filled only when counts come back."""
-        if not self.metrics and self.config.compose.select != "worst":
+        if not self.metrics and self.plan.select != "worst":
             return []
-        compose = self.config.compose
+        plan = self.plan
         samples = samples or {}
         return [
-            item_counts(item, compose.num_classes, compose.ignore_index, samples.get(index))
+            item_counts(item, plan.num_classes, plan.ignore_index, samples.get(index))
             for index, item in enumerate(items)
         ]
 
     def choose(self, items: Sequence[Item], confusions: Sequence[np.ndarray]) -> list[Item]:
-        compose = self.config.compose
-        limit = compose.max_items
-        if compose.select == "worst":
-            ious = [item_miou(counts[: compose.num_classes]) for counts in confusions]
+        plan = self.plan
+        limit = plan.max_items
+        if plan.select == "worst":
+            ious = [item_miou(counts[: plan.num_classes]) for counts in confusions]
             # Items without a labelled pixel have no mIoU: they are never the worst.
             order = sorted(range(len(items)), key=lambda i: (ious[i] is None, ious[i] or 0.0, i))
             return [items[i] for i in order[:limit]]
-        if compose.select == "random" and len(items) > limit:
-            rng = np.random.default_rng(compose.seed)
+        if plan.select == "random" and len(items) > limit:
+            rng = np.random.default_rng(plan.seed)
             picked = np.sort(rng.choice(len(items), size=limit, replace=False))
             return [items[int(i)] for i in picked]
         return list(items[:limit])
@@ -122,12 +107,12 @@ class Insight:
         whole picture as TensorBoard shows it, and the picture's height includes the text, so the two are
         found together; when they do not settle (text that must grow faster than the picture it makes
         taller) the grid is a poor choice and `settled` is False."""
-        compose = self.config.compose
+        plan = self.plan
         grid_h, width = grid_size(count, len(self.panels), shape, GUTTER)
 
         def extra_at(size: int) -> int:
-            header = header_height(self.panels, shape.panel_size[1], width, size) if compose.headers else 0
-            return header + legend_height(classes, compose.class_names, width, size)
+            header = header_height(self.panels, shape.panel_size[1], width, size) if plan.headers else 0
+            return header + legend_height(classes, plan.class_names, width, size)
 
         size = text_size_for(width, grid_h)
         for _ in range(_TEXT_ROUNDS):
@@ -146,14 +131,14 @@ class Insight:
 
     def shape(self, count: int, classes: Sequence[int]) -> tuple[GridShape, int]:
         """Items per row, panel size and text size for `count` items, headers and this legend included."""
-        compose = self.config.compose
+        plan = self.plan
         shape = fit_grid(
             count,
             panels=len(self.panels),
-            panel_size=(compose.size[0], compose.size[1]),
+            panel_size=plan.panel_size,
             gutter=GUTTER,
-            max_width=compose.max_width,
-            columns=None if compose.columns == "auto" else compose.columns,
+            max_width=plan.max_width,
+            columns=plan.columns,
             extra_height=lambda shape, width: self._extra_height(shape, count, classes),
         )
         return shape, self._strips(shape, count, classes)[0]
@@ -164,50 +149,50 @@ class Insight:
         """One composite per group of items (all groups the same size), each with column headers above and
         the same legend below. `counts` are the shown items' item_counts, in order, when they were computed:
         the `present` legend then comes from them instead of another look at the label maps."""
-        compose = self.config.compose
+        plan = self.plan
         shown = [item for group in groups for item in group]
         classes = self._legend_classes(shown, counts)
         shape, text_size = self.shape(len(groups[0]), classes)
         size = shape.panel_size
         options = ComposeOptions(
             panel_size=size,
-            resize=compose.resize,
+            resize=plan.resize,
             panels=self.panels,
             columns=shape.columns,
             gutter=GUTTER,
-            overlay_alpha=compose.overlay_alpha,
+            overlay_alpha=plan.overlay_alpha,
         )
         out = []
         for group in groups:
             composite = compose_grid(group, self.space, options, source=source)
             _, corners = grid_layout(len(group), options)
             lefts = [left for item in corners[: options.columns] for _, left in item]
-            if compose.headers:
+            if plan.headers:
                 composite = with_headers(composite, self.panels, lefts, size[1], self.space, size=text_size)
-            out.append(with_legend(composite, classes, compose.class_names, self.space, size=text_size))
+            out.append(with_legend(composite, classes, plan.class_names, self.space, size=text_size))
         return out
 
     def _legend_classes(self, shown: Sequence[Item], counts: Sequence[np.ndarray]) -> list[int]:
-        compose = self.config.compose
-        if compose.legend != "present" or len(counts) != len(shown):
-            return legend_classes(compose.legend, shown, compose.num_classes)
-        seen = np.zeros(compose.num_classes, dtype=bool)
+        plan = self.plan
+        if plan.legend != "present" or len(counts) != len(shown):
+            return legend_classes(plan.legend, shown, plan.num_classes)
+        seen = np.zeros(plan.num_classes, dtype=bool)
         for item, item_counts_ in zip(shown, counts, strict=True):
             if item.volume is None:
                 seen |= classes_present(item_counts_)
             else:  # a montage shows a few slices of the volume the counts cover: what the slices hold
-                seen[legend_classes("present", [item], compose.num_classes)] = True
+                seen[legend_classes("present", [item], plan.num_classes)] = True
         return [int(c) for c in np.flatnonzero(seen)]
 
     def summaries(self, confusions: Sequence[np.ndarray]) -> list[Summary]:
         if not self.metrics or not confusions:
             return []
-        metrics = self.config.metrics
-        classes = self.config.compose.num_classes
+        plan = self.plan
+        classes = plan.num_classes
         return metric_summaries(
-            self.config.tensorboard.tag_prefix,
+            plan.tag_prefix,
             epoch_confusion([counts[:classes] for counts in confusions], classes),
-            class_names=self.config.compose.class_names,
-            per_class=metrics.per_class,
-            confusion_image=metrics.confusion_matrix,
+            class_names=plan.class_names,
+            per_class=plan.per_class,
+            confusion_image=plan.confusion_matrix,
         )

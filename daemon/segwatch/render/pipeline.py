@@ -1,35 +1,34 @@
-"""One artifact in, its summaries out: load, normalise, compose, encode.
+"""An epoch's arrays → its items → its summaries, for one EpochPlan. Pure: no files, no config, no clock.
 
-Reading the artifact's files is the only side effect; everything after the load is pure.
+The only state is what the viewer remembers between epochs (`ViewerLayers`): which of its layers are already
+in the event files, so an unchanged ground truth or image is not stored again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
-from segwatch.config import Config
-from segwatch.errors import ArtifactError
-from segwatch.fingerprints import config_fingerprint
-from segwatch.intake.filearrays import ReadSession, Stored
-from segwatch.intake.layout import Artifact
-from segwatch.intake.npz import load_dump_file
+from segwatch.intake.filearrays import Stored
 from segwatch.metrics.confusion import RowSample
-from segwatch.render.indexspace import Composite, IndexSpace
+from segwatch.render.epochplan import EpochPlan
+from segwatch.render.indexspace import Composite
 from segwatch.render.insight import Insight, panel_notes
 from segwatch.render.items import Item, normalise
-from segwatch.render.palettes import build_palette
 from segwatch.render.png import encode_png
-from segwatch.render.viewer import (
-    StoredLayers,
-    ViewerPlan,
-    count_pass_sample,
-    items_needed,
-    viewer_items,
-    viewer_summaries,
-)
+from segwatch.render.viewer import StoredLayers, ViewerPlan, count_pass_sample, viewer_items, viewer_summaries
 from segwatch.render.volumes import volume_items
 from segwatch.summaries import Summary, image_summary
+
+__all__ = [
+    "SAMPLES_HINT",
+    "RenderedEpoch",
+    "ViewerLayers",
+    "epoch_items",
+    "image_tag",
+    "needs_every_item",
+    "render_epoch",
+]
 
 SAMPLES_HINT = (
     "TensorBoard keeps only 10 steps per image tag unless started with `--samples_per_plugin images=1000` "
@@ -37,183 +36,154 @@ SAMPLES_HINT = (
 )
 
 
-class Renderer:
-    """Turns artifacts into summaries for one configuration."""
+@dataclass(frozen=True)
+class RenderedEpoch:
+    """An epoch's summaries, and the viewer layers they hold (to be remembered once the epoch is committed)."""
 
-    def __init__(self, config: Config) -> None:
-        compose = config.compose
-        self.config = config
-        # Recorded with each set-aside epoch: a changed config retries it.
-        self.config_fingerprint = config_fingerprint(config)
-        self.space = IndexSpace(
-            num_classes=compose.num_classes,
-            ignore_index=compose.ignore_index,
-            palette=build_palette(compose.palette, compose.num_classes),
-        )
-        self.insight = Insight(config, self.space)
-        kind = "grid" if compose.layout == "grid" else "pairs"
-        # Worst-first items get their own tag, so one tag's history never mixes two ways of choosing.
-        self.tag = f"{config.tensorboard.tag_prefix}/{'worst' if compose.select == 'worst' else kind}"
-        self.description = self._description()
-        self.viewer = _viewer_plan(config, self.space) if config.viewer.enabled else None
-        # The viewer's gt and image layers as of each run's last committed epoch, and as rendered for epochs
-        # not committed yet: a layer is only skipped as unchanged when an epoch that holds it is on disk.
-        self._viewer_stored: dict[str, StoredLayers] = {}
-        self._viewer_pending: dict[tuple[str, int], StoredLayers] = {}
+    summaries: list[Summary]
+    layers: StoredLayers
 
-    def render(self, artifact: Artifact) -> list[Summary]:
-        """The artifact's summaries. Its arrays are read by offset while rendering; if any of its files
-        changed meanwhile, NotReadyError ("changed while reading") says to try again once they settle."""
-        with ReadSession() as reads:
-            try:
-                summaries = self._render(artifact, reads)
-            except Exception:
-                # Bad data read from a file that changed meanwhile is no verdict on the file: say "changed".
-                reads.check_unchanged()
-                raise
-            reads.check_unchanged()
-        return summaries
 
-    def _render(self, artifact: Artifact, reads: ReadSession) -> list[Summary]:
-        insight = self.insight
-        items = self.load_items(artifact, every=insight.needs_every_item, reads=reads)
-        source = artifact.label
-        # One pass over the pixels: the per-item counts serve the metrics, the worst-first choice and the legend,
-        # and the same pass copies out the viewer's stored layers.
-        samples: dict[int, RowSample] = {}
-        if self.viewer is not None:
-            for index in viewer_items(self.viewer.items, len(items)):
-                sample = count_pass_sample(self.viewer, items[index])
-                if sample is not None:
-                    samples[index] = sample
-        confusions = insight.confusions(items, samples)
-        shown = insight.choose(items, confusions)
-        position = {id(item): index for index, item in enumerate(items)}
-        counts = [confusions[position[id(item)]] for item in shown] if confusions else []
-        groups = [shown] if self.config.compose.layout == "grid" else [[item] for item in shown]
-        composites = insight.compose(groups, source, counts)
-        summaries = [self._image(composites), *insight.summaries(confusions)]
-        if self.viewer is not None:
-            run = artifact.run
-            classes = self.config.compose.num_classes  # the viewer takes the metrics' (C, C + 1) counts
-            viewer, layers = viewer_summaries(
-                self.viewer,
-                items,
-                [item_counts[:classes] for item_counts in confusions],
-                step=artifact.epoch,
-                stored=self._viewer_stored.get(run, {}),
-                sampled=samples if confusions else {},  # filled only by a count pass
+def needs_every_item(plan: EpochPlan) -> bool:
+    """Metrics and choosing items look at every item of the epoch, not only the first ones."""
+    return Insight(plan).needs_every_item
+
+
+def epoch_items(
+    arrays: Mapping[str, Sequence[Stored]],
+    names: Mapping[str, Sequence[str]],
+    plan: EpochPlan,
+    *,
+    every: bool = False,
+) -> list[Item]:
+    """The items of an epoch's arrays (per role, as intake.files loads them), at most `max_items` of them
+    (as many as the viewer shows, if more; all with `every`). `names` are the files the arrays came from,
+    per role, so that errors name the file at fault. Only what is drawn or counted is read from arrays still
+    on disk."""
+    limit = None if every else max(plan.max_items, plan.viewer_items)
+    items: list[Item] = []
+    for index in range(max(len(found) for found in arrays.values())):
+        picked = {role: found[index if len(found) > 1 else 0] for role, found in arrays.items()}
+        named = {role: paths[index if len(paths) > 1 else 0] for role, paths in names.items()}
+        if plan.volume_slices:
+            items.extend(
+                volume_items(
+                    picked["gt"],
+                    picked["pred"],
+                    picked.get("image"),
+                    slices=plan.volume_slices,
+                    limit=None if limit is None else limit - len(items),
+                    class_axis=plan.class_axis,
+                    threshold=plan.threshold,
+                    names=named,
+                    pred_kind=plan.pred_kind,
+                    num_classes=plan.num_classes,
+                )
             )
-            self._viewer_pending[(run, artifact.epoch)] = layers
-            summaries += viewer
-        return summaries
+        else:
+            gt, pred, image = _first_items(picked["gt"], picked["pred"], picked.get("image"), limit)
+            items.extend(
+                normalise(
+                    gt,
+                    pred,
+                    image,
+                    class_axis=plan.class_axis,
+                    threshold=plan.threshold,
+                    names=named,
+                    pred_kind=plan.pred_kind,
+                    num_classes=plan.num_classes,
+                )
+            )
+        if limit is not None and len(items) >= limit:
+            break
+    return items[:limit]
+
+
+def render_epoch(
+    items: Sequence[Item],
+    plan: EpochPlan,
+    viewer: ViewerPlan | None = None,
+    *,
+    source: str,
+    step: int,
+    stored: StoredLayers | None = None,
+) -> RenderedEpoch:
+    """The summaries of one epoch's items: the composite picture, the metrics, the viewer's data (with a
+    `viewer` plan). `source` names the epoch in errors; `stored` are the viewer layers already in the run's
+    event files."""
+    insight = Insight(plan)
+    # One pass over the pixels: the per-item counts serve the metrics, the worst-first choice and the legend,
+    # and the same pass copies out the viewer's stored layers.
+    samples: dict[int, RowSample] = {}
+    if viewer is not None:
+        for index in viewer_items(viewer.items, len(items)):
+            sample = count_pass_sample(viewer, items[index])
+            if sample is not None:
+                samples[index] = sample
+    confusions = insight.confusions(items, samples)
+    shown = insight.choose(items, confusions)
+    position = {id(item): index for index, item in enumerate(items)}
+    counts = [confusions[position[id(item)]] for item in shown] if confusions else []
+    groups = [shown] if plan.layout == "grid" else [[item] for item in shown]
+    composites = insight.compose(groups, source, counts)
+    summaries = [_image(plan, composites), *insight.summaries(confusions)]
+    layers: StoredLayers = {}
+    if viewer is not None:
+        classes = plan.num_classes  # the viewer takes the metrics' (C, C + 1) counts
+        data, layers = viewer_summaries(
+            viewer,
+            items,
+            [item_counts[:classes] for item_counts in confusions],
+            step=step,
+            stored=stored or {},
+            sampled=samples if confusions else {},  # filled only by a count pass
+        )
+        summaries += data
+    return RenderedEpoch(summaries, layers)
+
+
+def image_tag(plan: EpochPlan) -> str:
+    """Worst-first items get their own tag, so one tag's history never mixes two ways of choosing."""
+    kind = "grid" if plan.layout == "grid" else "pairs"
+    return f"{plan.tag_prefix}/{'worst' if plan.select == 'worst' else kind}"
+
+
+class ViewerLayers:
+    """The viewer's gt and image layers as of each run's last committed epoch, and as rendered for epochs not
+    committed yet: a layer is only skipped as unchanged when an epoch that holds it is on disk."""
+
+    def __init__(self) -> None:
+        self._stored: dict[str, StoredLayers] = {}
+        self._pending: dict[tuple[str, int], StoredLayers] = {}
+
+    def stored(self, run: str) -> StoredLayers:
+        return self._stored.get(run, {})
+
+    def rendered(self, run: str, epoch: int, layers: StoredLayers) -> None:
+        self._pending[(run, epoch)] = layers
 
     def committed(self, run: str, epoch: int) -> None:
-        """The processor recorded `epoch` of `run` as written: its viewer layers may now be referred to."""
-        layers = self._viewer_pending.pop((run, epoch), None)
-        for key in [key for key in self._viewer_pending if key[0] == run and key[1] < epoch]:
-            del self._viewer_pending[key]
+        """`epoch` of `run` is recorded as written: its layers may now be referred to."""
+        layers = self._pending.pop((run, epoch), None)
+        for key in [key for key in self._pending if key[0] == run and key[1] < epoch]:
+            del self._pending[key]
         if layers is not None:
-            self._viewer_stored[run] = layers
-
-    def load_items(
-        self, artifact: Artifact, *, every: bool = False, reads: ReadSession | None = None
-    ) -> list[Item]:
-        """The artifact's items, at most `compose.max_items` of them (all with `every`). With `reads`, label
-        maps and uint8 images stay on disk and only what is drawn or counted is read; without, the arrays
-        are read into memory."""
-        limits = self.config.limits
-        compose = self.config.compose
-        limit = None if every else compose.max_items
-        if limit is not None and self.viewer is not None:
-            limit = max(limit, items_needed(self.viewer.items))
-        # Dump files must stay inside the root; a configured fixed ground truth may live anywhere.
-        fixed = set(self.config.fixed_files.values())
-        root = self.config.watch.root
-        arrays = {
-            role: [
-                load_dump_file(
-                    Path(p),
-                    artifact.members.get(role),
-                    max_file_bytes=limits.max_file_bytes,
-                    max_pixels=limits.max_pixels,
-                    root=None if p in fixed else root,
-                    reads=reads,
-                )
-                for p in paths
-            ]
-            for role, paths in artifact.files.items()
-        }
-        counts = {role: len(found) for role, found in arrays.items()}
-        if len(set(counts.values())) > 1 and max(counts.values()) > 1:
-            detail = ", ".join(f"{role} {n}" for role, n in sorted(counts.items()))
-            raise ArtifactError(f"{artifact.label}: different numbers of item files: {detail}")
-        items: list[Item] = []
-        for index in range(max(counts.values())):
-            picked = {role: found[index if len(found) > 1 else 0] for role, found in arrays.items()}
-            names = {role: paths[index if len(paths) > 1 else 0] for role, paths in artifact.files.items()}
-            if compose.volume_slices:
-                items.extend(
-                    volume_items(
-                        picked["gt"],
-                        picked["pred"],
-                        picked.get("image"),
-                        slices=compose.volume_slices,
-                        limit=None if limit is None else limit - len(items),
-                        class_axis=compose.class_axis,
-                        threshold=compose.threshold,
-                        names=names,
-                        pred_kind=compose.pred_kind,
-                        num_classes=compose.num_classes,
-                    )
-                )
-            else:
-                gt, pred, image = _first_items(picked["gt"], picked["pred"], picked.get("image"), limit)
-                items.extend(
-                    normalise(
-                        gt,
-                        pred,
-                        image,
-                        class_axis=compose.class_axis,
-                        threshold=compose.threshold,
-                        names=names,
-                        pred_kind=compose.pred_kind,
-                        num_classes=compose.num_classes,
-                    )
-                )
-            if limit is not None and len(items) >= limit:
-                break
-        return items[:limit]
-
-    def _image(self, composites: Sequence[Composite]) -> Summary:
-        height, width = composites[0].pixels.shape[:2]
-        pngs = [encode_png(c.pixels, c.palette) for c in composites]
-        return image_summary(self.tag, pngs, width=width, height=height, description=self.description)
-
-    def _description(self) -> str:
-        compose = self.config.compose
-        palette = compose.palette if isinstance(compose.palette, str) else "custom"
-        return (
-            f"Panels, left to right: {' | '.join(compose.panels)}. Palette: {palette}, "
-            f"{compose.num_classes} classes; ignore_index {compose.ignore_index} has its own colour. "
-            + panel_notes(self.config)
-            + " "
-            + SAMPLES_HINT
-        )
+            self._stored[run] = layers
 
 
-def _viewer_plan(config: Config, space: IndexSpace) -> ViewerPlan:
-    compose = config.compose
-    ignore = space.full_palette()[space.ignore_slot]
-    return ViewerPlan(
-        prefix=config.tensorboard.tag_prefix,
-        max_side=config.viewer.max_side,
-        items=config.viewer.items,
-        num_classes=compose.num_classes,
-        ignore_index=compose.ignore_index,
-        class_names=tuple(compose.class_names),
-        palette=space.palette,
-        ignore_colour=(int(ignore[0]), int(ignore[1]), int(ignore[2])),
+def _image(plan: EpochPlan, composites: Sequence[Composite]) -> Summary:
+    height, width = composites[0].pixels.shape[:2]
+    pngs = [encode_png(c.pixels, c.palette) for c in composites]
+    return image_summary(image_tag(plan), pngs, width=width, height=height, description=_description(plan))
+
+
+def _description(plan: EpochPlan) -> str:
+    return (
+        f"Panels, left to right: {' | '.join(plan.panels)}. Palette: {plan.palette_name}, "
+        f"{plan.num_classes} classes; ignore_index {plan.ignore_index} has its own colour. "
+        + panel_notes(plan)
+        + " "
+        + SAMPLES_HINT
     )
 
 

@@ -10,10 +10,10 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from segwatch.config import Config
 from segwatch.intake.coverage import Coverage
 from segwatch.intake.layout import Artifact, ArtifactKey, DumpLayout, Pending
 from segwatch.intake.watcher import scan_tree
+from segwatch.plan import RunPlan
 
 __all__ = ["Keyed", "discover", "fixed_relative", "group", "scan"]
 
@@ -30,26 +30,22 @@ def scan(root: Path, layout: DumpLayout, coverage: Coverage | None = None) -> It
         yield relative, keys
 
 
-def group(
-    config: Config, layout: DumpLayout, scanned: Iterable[Keyed]
-) -> tuple[list[Artifact], list[Pending]]:
+def group(plan: RunPlan, scanned: Iterable[Keyed]) -> tuple[list[Artifact], list[Pending]]:
     """Every complete artifact among the scanned files in (run, epoch) order, and the epochs missing files."""
-    root = Path(config.watch.root)
-    keyed = [(key, str(root / relative)) for relative, keys in scanned for key in keys]
-    return layout.group(keyed, config.required_roles, fixed_files=config.fixed_files)
+    keyed = [(key, str(plan.root / relative)) for relative, keys in scanned for key in keys]
+    return plan.layout.group(keyed, plan.required_roles, fixed_files=plan.fixed_files)
 
 
-def discover(config: Config, coverage: Coverage | None = None) -> tuple[list[Artifact], list[Pending]]:
+def discover(plan: RunPlan, coverage: Coverage | None = None) -> tuple[list[Artifact], list[Pending]]:
     """Every complete artifact under the root in (run, epoch) order, and the epochs still missing files."""
-    layout = config.dump_layout()
-    return group(config, layout, scan(Path(config.watch.root), layout, coverage))
+    return group(plan, scan(plan.root, plan.layout, coverage))
 
 
-def fixed_relative(config: Config) -> set[str]:
+def fixed_relative(plan: RunPlan) -> set[str]:
     """The fixed files that lie under the root, relative to it: they are read, though no pattern matches them."""
-    root = os.path.abspath(config.watch.root)
+    root = os.path.abspath(plan.root)
     return {
         os.path.relpath(os.path.abspath(path), root)
-        for path in config.fixed_files.values()
+        for path in plan.fixed_files.values()
         if os.path.abspath(path).startswith(os.path.join(root, ""))
     }

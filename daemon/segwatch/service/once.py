@@ -14,6 +14,7 @@ from segwatch.errors import ConfigError, Outcome
 from segwatch.intake.coverage import Coverage
 from segwatch.intake.layout import Artifact
 from segwatch.output.lock import Locks, holding
+from segwatch.plan import build_plan
 from segwatch.service.discovery import discover, fixed_relative
 from segwatch.service.processor import Processor, close_processor, open_processor
 from segwatch.service.retention import attach_retention
@@ -55,8 +56,9 @@ def run_once(config: Config, *, runs: Collection[str] | None = None, locks: Lock
     if not root.is_dir():
         what = "is not a directory" if root.exists() else "does not exist"
         raise ConfigError(f"watch.root: {root} {what}; nothing to log (check the path, or create it)")
-    coverage = Coverage(ignored=fixed_relative(config))
-    artifacts, pending = discover(config, coverage)
+    plan = build_plan(config)
+    coverage = Coverage(ignored=fixed_relative(plan))
+    artifacts, pending = discover(plan, coverage)
     if runs is not None:
         artifacts = [artifact for artifact in artifacts if artifact.run in runs]
         pending = [waiting for waiting in pending if waiting.run in runs]
@@ -74,7 +76,7 @@ def run_once(config: Config, *, runs: Collection[str] | None = None, locks: Lock
         )
     with contextlib.ExitStack() as stack:
         held = locks if locks is not None else stack.enter_context(holding("once"))
-        processor = open_processor(config, held)
+        processor = open_processor(config, held, plan=plan)
         attach_retention(config, processor)
         try:
             _process_all(processor, artifacts, tally)

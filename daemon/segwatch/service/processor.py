@@ -1,4 +1,4 @@
-"""Handling one complete artifact: decide whether to write it, render it, write it, then commit it.
+"""Handling one complete artifact: decide whether to write it, load it, render it, write it, then commit it.
 
 The order is the guarantee: summaries are flushed before the ledger records the epoch, and an epoch that is
 not above the run's last written one is never written (TensorBoard would drop every later step).
@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator
 from segwatch.config import Config
 from segwatch.errors import ArtifactError, NotReadyError, Outcome, Result, RetryableError, SinkError
 from segwatch.fingerprints import set_aside_fingerprint
+from segwatch.intake.filearrays import ReadSession
+from segwatch.intake.files import load_artifact
 from segwatch.intake.layout import Artifact
 from segwatch.output import rundirs
 from segwatch.output.ledger import Ledger, open_ledger
@@ -24,7 +26,10 @@ from segwatch.output.logdirs import hold_directory, hold_logdir
 from segwatch.output.recovery import reconcile, written_tags
 from segwatch.output.relogjournal import finish_interrupted_relogs
 from segwatch.output.sink import EventSink, Sink
-from segwatch.render.pipeline import Renderer
+from segwatch.plan import RunPlan, build_plan
+from segwatch.render.items import Item
+from segwatch.render.pipeline import RenderedEpoch, ViewerLayers, epoch_items, needs_every_item, render_epoch
+from segwatch.render.viewer import StoredLayers
 from segwatch.units import run_label
 
 log = logging.getLogger(__name__)
@@ -38,12 +43,14 @@ class Processor:
 
     def __init__(
         self,
-        renderer: Renderer,
+        plan: RunPlan,
         sink: Sink,
         ledger: Ledger,
         in_flight: dict[str, tuple[int, set[str]]] | None = None,
     ) -> None:
-        self.renderer = renderer
+        self.plan = plan
+        # What the viewer already stored per run, so unchanged layers are not written again.
+        self.layers = ViewerLayers()
         self.sink = sink
         self.ledger = ledger
         # Per run, an epoch a dead process may have written in part, with the tags it did write.
@@ -98,9 +105,7 @@ class Processor:
         log.debug("run=%s epoch=%d: the contained exception", run_label(run), epoch, exc_info=exc)
         try:
             with self._recording(run, epoch):
-                fingerprint = set_aside_fingerprint(
-                    artifact_fingerprint(artifact), self.renderer.config_fingerprint
-                )
+                fingerprint = set_aside_fingerprint(artifact_fingerprint(artifact), self.plan.fingerprint)
                 self.ledger.set_aside(run, epoch, reason=reason, fingerprint=fingerprint)
         except SinkError:
             raise
@@ -119,7 +124,7 @@ class Processor:
             return self._check_redump(artifact)
         files = artifact_fingerprint(artifact)
         # A set-aside epoch is retried when its files or the config that decided its outcome change.
-        fingerprint = set_aside_fingerprint(files, self.renderer.config_fingerprint)
+        fingerprint = set_aside_fingerprint(files, self.plan.fingerprint)
         if self.ledger.set_aside_fingerprint(run, epoch) == fingerprint:
             return Result(Outcome.DONE, "set aside earlier, files and config unchanged")
         floor = self.floor(run)
@@ -133,7 +138,7 @@ class Processor:
 
         started = time.perf_counter()
         try:
-            summaries = self.renderer.render(artifact)
+            rendered = render_artifact(self.plan, artifact, stored=self.layers.stored(run))
         except RetryableError as exc:
             return Result(Outcome.WAITING, str(exc))
         except NotReadyError as exc:
@@ -143,7 +148,9 @@ class Processor:
                 self.ledger.set_aside(run, epoch, reason=str(exc), fingerprint=fingerprint)
             log.error("run=%s epoch=%d set aside: %s", run_label(run), epoch, exc)
             return Result(Outcome.SET_ASIDE, str(exc))
-        rendered = time.perf_counter()
+        render_ms = (time.perf_counter() - started) * 1000
+        self.layers.rendered(run, epoch, rendered.layers)
+        summaries = rendered.summaries
         missing = [summary for summary in summaries if summary.tag not in present]
         if missing:
             try:
@@ -158,7 +165,7 @@ class Processor:
         with self._recording(run, epoch):
             self.ledger.commit(run, epoch, fingerprint=files)
         self.in_flight.pop(run, None)
-        self.renderer.committed(run, epoch)
+        self.layers.committed(run, epoch)
         if self.on_commit is not None:
             self.on_commit(artifact)
         if not missing:
@@ -174,7 +181,7 @@ class Processor:
             epoch,
             len(missing),
             (time.perf_counter() - started) * 1000,
-            (rendered - started) * 1000,
+            render_ms,
         )
         return Result(Outcome.LOGGED)
 
@@ -229,16 +236,14 @@ class Processor:
         return set()
 
 
-def open_processor(
-    config: Config, locks: Locks | None = None, *, renderer: Renderer | None = None
-) -> Processor:
+def open_processor(config: Config, locks: Locks | None = None, *, plan: RunPlan | None = None) -> Processor:
     """A processor over the configured logdir, its ledger reconciled with the event files already there.
 
-    With `locks`, the logdir is locked first (LogdirBusy if another process holds it). `renderer`: one built
-    from `config` already (a reload builds it first, to refuse a config before anything is closed).
+    With `locks`, the logdir is locked first (LogdirBusy if another process holds it). `plan`: the config's,
+    built already (a reload builds it first, to refuse a config before anything is closed).
     """
     logdir = config.tensorboard.logdir
-    renderer = renderer or Renderer(config)
+    plan = plan or build_plan(config)
     prepare = None
     if locks is not None:
         hold_logdir(locks, logdir)
@@ -251,7 +256,38 @@ def open_processor(
     ledger = open_ledger(logdir)
     finish_interrupted_relogs(logdir, ledger)
     in_flight = reconcile(ledger, logdir)
-    return Processor(renderer, EventSink(logdir, prepare=prepare), ledger, in_flight)
+    return Processor(plan, EventSink(logdir, prepare=prepare), ledger, in_flight)
+
+
+def render_artifact(
+    plan: RunPlan, artifact: Artifact, *, stored: StoredLayers | None = None
+) -> RenderedEpoch:
+    """Load the artifact's arrays, then render its summaries (`stored`: the viewer layers already written).
+
+    Arrays are read by offset while rendering; if any of the files changed meanwhile, NotReadyError ("changed
+    while reading") says to try again once they settle.
+    """
+    with ReadSession() as reads:
+        try:
+            items = load_items(plan, artifact, every=needs_every_item(plan.epoch), reads=reads)
+            rendered = render_epoch(
+                items, plan.epoch, plan.viewer, source=artifact.label, step=artifact.epoch, stored=stored
+            )
+        except Exception:
+            # Bad data read from a file that changed meanwhile is no verdict on the file: say "changed".
+            reads.check_unchanged()
+            raise
+        reads.check_unchanged()
+    return rendered
+
+
+def load_items(
+    plan: RunPlan, artifact: Artifact, *, every: bool = False, reads: ReadSession | None = None
+) -> list[Item]:
+    """The artifact's items, as many as the epoch plan shows (all with `every`). With `reads`, label maps and
+    uint8 images stay on disk and only what is drawn or counted is read; without, arrays are read in full."""
+    arrays = load_artifact(artifact, caps=plan.caps, root=plan.root, fixed=plan.fixed_paths, reads=reads)
+    return epoch_items(arrays, artifact.files, plan.epoch, every=every)
 
 
 def close_processor(processor: Processor, *, keep_ledger: bool = True) -> None:

@@ -31,6 +31,7 @@ from segwatch.units import run_label
 
 if TYPE_CHECKING:
     from segwatch.config import Config
+    from segwatch.plan import RunPlan
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,10 @@ OnRemoved = Callable[[str, int, int, int], None]
 
 
 class Committing(Protocol):
-    """What retention hooks into (the processor): its ledger, and the callback it makes after each commit."""
+    """What retention hooks into (the processor): its plan, its ledger, and the callback it makes after each
+    commit."""
 
+    plan: RunPlan
     ledger: Ledger
     on_commit: Callable[[Artifact], None] | None
 
@@ -222,12 +225,13 @@ def attach_retention(
     keep = config.watch.retention
     if keep is None:
         return None
-    fixed = config.fixed_files
+    plan = processor.plan
+    fixed = plan.fixed_files
     retention = Retention(
         keep=keep,
         root=config.watch.root,
-        layout=config.dump_layout(),
-        roles=[role for role in config.required_roles if role not in fixed],
+        layout=plan.layout,
+        roles=[role for role in plan.required_roles if role not in fixed],
         fixed_files=fixed.values(),
         ledger=processor.ledger,
         settle=config.watch.settle,

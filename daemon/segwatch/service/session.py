@@ -23,7 +23,7 @@ from segwatch.intake.readiness import Readiness
 from segwatch.intake.watcher import Watcher
 from segwatch.output.lock import Locks
 from segwatch.output.logdirs import logdir_replaced
-from segwatch.render.pipeline import Renderer
+from segwatch.plan import build_plan
 from segwatch.service.discovery import fixed_relative, scan
 from segwatch.service.processor import Processor, close_processor, open_processor
 from segwatch.service.reporter import Reporter, deadline
@@ -49,7 +49,7 @@ START_UP_SCAN = "start-up scan"
 class Session:
     """Follows the root with one configuration, from `start` to `close`.
 
-    Everything that can refuse the configuration (layout, readiness, renderer) is built by the constructor,
+    Everything that can refuse the configuration (its plan, readiness) is built by the constructor,
     before anything is opened, so a reload can try a new config and keep the old one if it is refused.
     `interrupted` says when a stop or reload is requested: the artifact in hand is the last one then.
     """
@@ -59,18 +59,18 @@ class Session:
     ) -> None:
         self.config = config
         self.root = Path(config.watch.root)
-        self.layout = config.dump_layout()
+        self.plan = build_plan(config)
+        self.layout = self.plan.layout
         self.readiness = Readiness(
-            config.required_roles,
+            self.plan.required_roles,
             settle=config.watch.settle,
             incomplete_timeout=config.watch.incomplete_timeout,
-            fixed_files=config.fixed_files,
+            fixed_files=self.plan.fixed_files,
             max_file_bytes=config.limits.max_file_bytes,
             max_pixels=config.limits.max_pixels,
             layout=self.layout,
             root=self.root,
         )
-        self.renderer = Renderer(config)
         self.locks = locks
         self.reporter = reporter
         self.interrupted = interrupted
@@ -92,7 +92,7 @@ class Session:
     def start(self) -> None:
         """Open the logdir (LogdirBusy if another process holds it) and start watching the root."""
         config = self.config
-        processor = self._processor = open_processor(config, self.locks, renderer=self.renderer)
+        processor = self._processor = open_processor(config, self.locks, plan=self.plan)
         retention = attach_retention(config, processor, on_removed=self.reporter.removed)
         self.reporter.session_started(
             status_interval=config.service.status_interval,
@@ -195,7 +195,7 @@ class Session:
         started = time.monotonic()
         first = reason == START_UP_SCAN
         # Each rescan counts the files afresh; hints between rescans only count matches (a hint may repeat).
-        self._coverage = Coverage(ignored=fixed_relative(self.config))
+        self._coverage = Coverage(ignored=fixed_relative(self.plan))
         count = sum(
             self._note(relative, keys, changed=first)
             for relative, keys in scan(self.root, self.layout, self._coverage)

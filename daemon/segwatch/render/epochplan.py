@@ -1,0 +1,58 @@
+"""What rendering one epoch needs to know, as plain values fixed for a configuration.
+
+Built once per config at the edge (`segwatch.plan`); everything under `render/` takes this, never the config.
+The viewer's data has a plan of its own (`render.viewer.ViewerPlan`), built beside this one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from segwatch.render.indexspace import IndexSpace
+from segwatch.render.items import ClassAxis, PredKind
+
+__all__ = ["EpochPlan"]
+
+
+@dataclass(frozen=True, eq=False)
+class EpochPlan:
+    """How an epoch's arrays become items, which items are shown and how, what is measured and tagged."""
+
+    # Classes: ids, their colours and the reserved indices (ignore, pad, gutter, text).
+    space: IndexSpace
+    class_names: tuple[str, ...]
+    palette_name: str  # a built-in palette's name, or "custom": for the image description
+    # Arrays to items.
+    class_axis: ClassAxis
+    pred_kind: PredKind
+    threshold: float
+    volume_slices: int  # 0: arrays are batches of 2-D items, not volumes
+    # The picture.
+    layout: Literal["pair", "grid"]
+    panels: tuple[str, ...]
+    panel_size: tuple[int, int]  # (height, width)
+    resize: Literal["letterbox", "stretch"]
+    columns: int | None  # None: chosen for the picture's aspect (compose.columns: auto)
+    max_width: int
+    max_items: int
+    select: Literal["first", "worst", "random"]
+    seed: int
+    overlay_alpha: float
+    headers: bool
+    legend: Literal["none", "present", "all"]
+    # Metrics: `metrics` is already off when there are too many classes to keep a confusion matrix for.
+    metrics: bool
+    per_class: bool
+    confusion_matrix: bool
+    tag_prefix: str
+    # How many items the viewer's data shows (0: no viewer data), so that many are loaded.
+    viewer_items: int
+
+    @property
+    def num_classes(self) -> int:
+        return self.space.num_classes
+
+    @property
+    def ignore_index(self) -> int | None:
+        return self.space.ignore_index
