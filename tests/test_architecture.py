@@ -64,7 +64,7 @@ def import_graph() -> dict[str, set[str]]:
 def layer(module: str) -> int:
     if module in VOCABULARY:
         return LAYERS.index("vocabulary")
-    if module in EDGE:
+    if module in EDGE or module.startswith("segwatch.config."):
         return LAYERS.index("edge")
     if module in COMMANDS:
         return LAYERS.index("commands")

@@ -10,7 +10,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 
-from segwatch.config import Config
+from segwatch.config.model import Config
 
 
 def config_fingerprint(config: Config, fixed_files: Mapping[str, str]) -> str:

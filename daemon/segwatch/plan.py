@@ -13,7 +13,8 @@ from pathlib import Path
 from types import MappingProxyType
 
 from segwatch.caps import Caps
-from segwatch.config import Config, resolve_under
+from segwatch.config.kinds import resolve_under
+from segwatch.config.model import Config
 from segwatch.fingerprints import config_fingerprint
 from segwatch.intake.layout import DumpLayout
 from segwatch.render.epochplan import EpochPlan

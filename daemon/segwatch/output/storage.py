@@ -8,6 +8,7 @@ get what their filesystem gives, through `tf.io.gfile`, the same layer the event
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import tempfile
 from pathlib import Path
@@ -15,9 +16,13 @@ from typing import Any
 
 from segwatch.tfquiet import import_tensorflow
 
+# A scheme such as gs:// or s3:// marks a logdir that TensorFlow's filesystem layer opens, not a local path.
+URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
 
 def is_url(path: str) -> bool:
-    return "://" in path
+    """A URL, not a local path: the one test, shared by the config (which keeps a URL verbatim) and the output."""
+    return URL_SCHEME.match(path) is not None
 
 
 def join(base: str, *names: str) -> str:
