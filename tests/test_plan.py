@@ -12,12 +12,13 @@ import pytest
 from segwatch.caps import Caps
 from segwatch.config import config_from_mapping
 from segwatch.dump import save_epoch
+from segwatch.errors import Outcome
 from segwatch.intake import layout as layout_module
 from segwatch.output.ledger import Ledger
 from segwatch.output.sink import EventSink
 from segwatch.plan import build_plan
-from segwatch.service.daemon import discover
-from segwatch.service.processor import Outcome, Processor
+from segwatch.service.discovery import discover
+from segwatch.service.processor import Processor
 
 
 def config(**sections: dict[str, Any]) -> Any:

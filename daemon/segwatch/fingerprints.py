@@ -1,7 +1,8 @@
 """What decides an artifact's outcome besides its files: the render-relevant part of the config, as a digest.
 
 An epoch set aside is not retried while its files and this digest stay the same; fixing the config (say
-`compose.num_classes` or `class_axis`) changes the digest, so the epoch is tried again.
+`compose.num_classes` or `class_axis`) changes the digest, so the epoch is tried again. Which settings count is
+the plan's to say (segwatch.plan); this module only makes the digests.
 """
 
 from __future__ import annotations
@@ -10,20 +11,10 @@ import hashlib
 import json
 from collections.abc import Mapping
 
-from segwatch.config.model import Config
 
-
-def config_fingerprint(config: Config, fixed_files: Mapping[str, str]) -> str:
-    """A digest of every setting that can turn the same files into a different outcome or picture: how they
-    are read (limits, `fixed_files`: the plan's role → path), normalised and drawn (compose), measured
-    (metrics) and tagged."""
-    relevant = {
-        "compose": config.compose.model_dump(mode="json"),
-        "metrics": config.metrics.model_dump(mode="json"),
-        "limits": config.limits.model_dump(mode="json"),
-        "tag_prefix": config.tensorboard.tag_prefix,
-        "fixed_files": dict(fixed_files),
-    }
+def config_fingerprint(relevant: Mapping[str, object]) -> str:
+    """A digest of the settings that can turn the same files into a different outcome or picture, given as
+    JSON-able values by name."""
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 

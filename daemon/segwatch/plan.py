@@ -62,10 +62,22 @@ def build_plan(config: Config) -> RunPlan:
         required_roles=config.required_roles,
         fixed_files=MappingProxyType(fixed),
         caps=Caps(config.limits.max_file_bytes, config.limits.max_pixels),
-        fingerprint=config_fingerprint(config, fixed),
+        fingerprint=config_fingerprint(_render_relevant(config, fixed)),
         epoch=epoch,
         viewer=viewer_plan(config, epoch.space),
     )
+
+
+def _render_relevant(config: Config, fixed: Mapping[str, str]) -> dict[str, object]:
+    """Every setting that can turn the same files into a different outcome or picture: how they are read
+    (limits, fixed files), normalised and drawn (compose), measured (metrics) and tagged."""
+    return {
+        "compose": config.compose.model_dump(mode="json"),
+        "metrics": config.metrics.model_dump(mode="json"),
+        "limits": config.limits.model_dump(mode="json"),
+        "tag_prefix": config.tensorboard.tag_prefix,
+        "fixed_files": dict(fixed),
+    }
 
 
 def fixed_files(config: Config, layout: DumpLayout | None = None) -> dict[str, str]:

@@ -9,7 +9,7 @@ from segwatch.dump import save_epoch
 from segwatch.plan import build_plan
 from segwatch.render.items import Item
 from segwatch.render.pipeline import ViewerLayers, epoch_items, render_epoch
-from segwatch.service.daemon import discover
+from segwatch.service.discovery import discover
 from segwatch.service.processor import render_artifact
 
 from conftest import blob_labels

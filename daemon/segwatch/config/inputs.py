@@ -23,7 +23,7 @@ from segwatch.config.kinds import (
     retention_count,
     shown,
 )
-from segwatch.intake.layout import DEFAULT_PATTERN, check_pattern
+from segwatch.intake.patterns import DEFAULT_PATTERN, check_pattern
 from segwatch.output.storage import is_url
 
 

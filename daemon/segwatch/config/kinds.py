@@ -13,7 +13,7 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import BeforeValidator, PlainSerializer, ValidationInfo
 
-from segwatch.intake.layout import check_pattern
+from segwatch.intake.patterns import check_pattern
 from segwatch.output.storage import URL_SCHEME
 from segwatch.units import format_count, format_duration, format_size, parse_count, parse_duration, parse_size
 

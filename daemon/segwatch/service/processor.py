@@ -13,7 +13,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 
-from segwatch.config import Config
+from segwatch.config.model import Config
 from segwatch.errors import ArtifactError, NotReadyError, Outcome, Result, RetryableError, SinkError
 from segwatch.fingerprints import set_aside_fingerprint
 from segwatch.intake.filearrays import ReadSession
