@@ -46,6 +46,55 @@ DUE_RECHECK = 0.01
 START_UP_SCAN = "start-up scan"
 
 
+class Hints:
+    """What the observer thread tells the loop: paths that changed, and that a full rescan is needed (and why).
+    Either wakes the loop; the observer never waits for it."""
+
+    def __init__(self, maxsize: int) -> None:
+        self.wake = threading.Event()
+        self._paths: queue.Queue[str] = queue.Queue(maxsize=maxsize)
+        self.rescan_reason: str | None = START_UP_SCAN
+
+    def changed(self, relative: str) -> None:
+        try:
+            self._paths.put_nowait(relative)
+        except queue.Full:
+            self.rescan_needed("hint queue full")
+        self.wake.set()
+
+    def rescan_needed(self, reason: str) -> None:
+        self.rescan_reason = reason
+        self.wake.set()
+
+    def take_rescan(self) -> str | None:
+        reason, self.rescan_reason = self.rescan_reason, None
+        return reason
+
+    def take(self) -> str | None:
+        try:
+            return self._paths.get_nowait()
+        except queue.Empty:
+            return None
+
+
+class Backoff:
+    """While the output fails: how long to wait before the next try, doubling from `first` up to `most`."""
+
+    def __init__(self, first: float, most: float) -> None:
+        self.first, self.most = first, most
+        self.delay = first
+        self.until = 0.0
+
+    def failed(self, now: float) -> float:
+        """The output failed at `now`: the time of the next try."""
+        self.until = now + self.delay
+        self.delay = min(self.delay * 2, self.most)
+        return self.until
+
+    def succeeded(self) -> None:
+        self.delay = self.first
+
+
 class Session:
     """Follows the root with one configuration, from `start` to `close`.
 
@@ -76,14 +125,11 @@ class Session:
         self.interrupted = interrupted
         # Set when the logdir vanished under the session: the next one rebuilds the ledger from what is on disk.
         self.restart: str | None = None
-        self.wake = threading.Event()
-        self._hints: queue.Queue[str] = queue.Queue(maxsize=config.service.queue_size)
-        self._rescan_reason: str | None = START_UP_SCAN
+        self.hints = Hints(config.service.queue_size)
         self._coverage = Coverage()
         # What this session did with each epoch it finished: a late one is reported once.
         self._finished: dict[tuple[str, int], Outcome] = {}
-        self._retry_delay = config.service.retry_backoff[0]
-        self._output_blocked_until = 0.0
+        self._backoff = Backoff(*config.service.retry_backoff)
         self._processor: Processor | None = None
         self._watcher: Watcher | None = None
         self._next_rescan = self._next_logdir_check = float("inf")
@@ -106,8 +152,8 @@ class Session:
             self.root,
             kind=kind,
             poll_interval=config.watch.poll_interval,
-            on_change=self._on_change,
-            on_rescan_needed=self._on_rescan_needed,
+            on_change=self.hints.changed,
+            on_rescan_needed=self.hints.rescan_needed,
         )
         self._watcher.start()
         self._next_rescan = deadline(config.watch.rescan_interval)
@@ -126,18 +172,6 @@ class Session:
         assert self._processor is not None, "Session.start() opens the processor"
         return self._processor
 
-    # --- hints from the observer thread -------------------------------------------------------------
-    def _on_change(self, relative: str) -> None:
-        try:
-            self._hints.put_nowait(relative)
-        except queue.Full:
-            self._on_rescan_needed("hint queue full")
-        self.wake.set()
-
-    def _on_rescan_needed(self, reason: str) -> None:
-        self._rescan_reason = reason
-        self.wake.set()
-
     # --- one round ------------------------------------------------------------------------------------
     def tick(self) -> bool:
         """One round: rescan if due, take the hints, process what is ready, report. False when the session
@@ -149,10 +183,11 @@ class Session:
                 return False
             self.processor.close_idle(WRITER_IDLE_CLOSE)
         if now >= self._next_rescan:
-            self._rescan_reason = self._rescan_reason or "periodic rescan"
+            self.hints.rescan_reason = self.hints.rescan_reason or "periodic rescan"
             self._next_rescan = deadline(self.config.watch.rescan_interval)
-        if self._rescan_reason is not None:
-            self._rescan()
+        reason = self.hints.take_rescan()
+        if reason is not None:
+            self._rescan(reason)
         self._drain_hints()
         self._process_ready()
         self.reporter.round_done(
@@ -163,7 +198,7 @@ class Session:
     def pause(self) -> None:
         """Sleep until something is due or the observer wakes us; bounded, so a stop or reload is seen
         promptly even if nothing wakes us."""
-        deadlines = [self._next_rescan, self.reporter.next_status, self._output_blocked_until]
+        deadlines = [self._next_rescan, self.reporter.next_status, self._backoff.until]
         soonest = self.readiness.next_deadline()
         if soonest is not None:
             deadlines.append(soonest)
@@ -173,8 +208,8 @@ class Session:
         if soonest is not None and soonest <= now:
             # An epoch came due while this round ran: look again soon, but never spin.
             timeout = min(timeout, DUE_RECHECK)
-        self.wake.wait(min(timeout, IDLE_WAKE))
-        self.wake.clear()
+        self.hints.wake.wait(min(timeout, IDLE_WAKE))
+        self.hints.wake.clear()
 
     def _logdir_gone(self) -> bool:
         gone = logdir_replaced(self.locks)
@@ -190,8 +225,7 @@ class Session:
         self.restart = "logdir replaced"
         return True
 
-    def _rescan(self) -> None:
-        reason, self._rescan_reason = self._rescan_reason, None
+    def _rescan(self, reason: str) -> None:
         started = time.monotonic()
         first = reason == START_UP_SCAN
         # Each rescan counts the files afresh; hints between rescans only count matches (a hint may repeat).
@@ -204,11 +238,7 @@ class Session:
         self._report_coverage()
 
     def _drain_hints(self) -> None:
-        while True:
-            try:
-                relative = self._hints.get_nowait()
-            except queue.Empty:
-                return
+        while (relative := self.hints.take()) is not None:
             keys = self.layout.keys(relative)
             was_unmatched = self._coverage.nothing_matched
             if keys:
@@ -239,7 +269,7 @@ class Session:
         return noted
 
     def _process_ready(self) -> None:
-        if time.monotonic() < self._output_blocked_until:
+        if time.monotonic() < self._backoff.until:
             return
         ready = self.readiness.ready()
         for index, artifact in enumerate(ready):
@@ -255,7 +285,7 @@ class Session:
             self.reporter.handled(
                 artifact, result, time.perf_counter() - started, first=key not in self._finished
             )
-            self._retry_delay = self.config.service.retry_backoff[0]
+            self._backoff.succeeded()
             if result.outcome is Outcome.NOT_READY:
                 self.readiness.retry_at(
                     artifact.run, artifact.epoch, time.monotonic() + self.readiness.settle
@@ -269,9 +299,8 @@ class Session:
 
     def _output_failed(self, exc: SinkError, unprocessed: list[Artifact]) -> None:
         """Back off; the failed artifact and those handed out after it are looked at again after the wait."""
-        self.reporter.output_failed(unprocessed[0], str(exc), self._retry_delay)
-        self._output_blocked_until = time.monotonic() + self._retry_delay
+        self.reporter.output_failed(unprocessed[0], str(exc), self._backoff.delay)
+        retry = self._backoff.failed(time.monotonic())
         # Readiness hands an artifact out once; one not processed now would never be looked at again.
         for waiting in unprocessed:
-            self.readiness.retry_at(waiting.run, waiting.epoch, self._output_blocked_until)
-        self._retry_delay = min(self._retry_delay * 2, self.config.service.retry_backoff[1])
+            self.readiness.retry_at(waiting.run, waiting.epoch, retry)
