@@ -20,6 +20,8 @@ from segwatch.errors import ConfigError
 log = logging.getLogger(__name__)
 
 ObserverKind = Literal["inotify", "polling"]
+# What watch.observer may ask for: auto picks one of the kinds for the root's filesystem.
+ObserverChoice = Literal["auto", "inotify", "polling"]
 
 
 # Filesystems whose files can change without a write passing through this machine's kernel. inotify only
@@ -139,7 +141,7 @@ def _inotify_unavailable_reason() -> str | None:
 
 
 def choose_observer(
-    root: Path, requested: Literal["auto", "inotify", "polling"], mounts: str | Path = "/proc/self/mounts"
+    root: Path, requested: ObserverChoice, mounts: str | Path = "/proc/self/mounts"
 ) -> tuple[ObserverKind, str]:
     """The observer to watch `root` with, and a reason fit for a log line.
 

@@ -11,6 +11,7 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from segwatch.intake.paths import is_hidden
 
@@ -25,6 +26,7 @@ __all__ = [
     "STEP_FROM",
     "TRIGGER",
     "Source",
+    "StepFrom",
     "check_pattern",
     "compile_template",
     "mismatch",
@@ -36,7 +38,9 @@ __all__ = [
 ROLES = ("gt", "pred", "image")
 TRIGGER = "trigger"
 DEFAULT_PATTERN = "{run}/epoch_{epoch}/{role}.npy"
-STEP_FROM = ("epoch", "step")
+# Which number of a path orders epochs and is their TensorBoard step (watch.step_from).
+StepFrom = Literal["epoch", "step"]
+STEP_FROM: tuple[str, ...] = get_args(StepFrom)
 ARRAY_SUFFIXES = (".npy", ".npz")
 ARCHIVE_SUFFIX = ".npz"
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -29,6 +29,8 @@ __all__ = [
     "PANELS",
     "RESIZE_MODES",
     "ComposeOptions",
+    "Panel",
+    "Resize",
     "check_item",
     "compose_grid",
     "compose_pair",
@@ -40,16 +42,20 @@ __all__ = [
     "resize_labels_nearest",
 ]
 
-PANELS: tuple[str, ...] = ("image", "gt", "pred", *MIXED_PANELS)
+# The panel names and resize modes the config accepts are these: the composer owns its vocabulary.
+Panel = Literal["image", "gt", "pred", "overlay", "error", "boundary"]
+PANELS: tuple[str, ...] = get_args(Panel)
+assert PANELS[3:] == MIXED_PANELS  # spelled twice only because a type checker needs the Literal
 # The panels that show the image: with one of them, an image file is part of every epoch.
 IMAGE_PANELS: tuple[str, ...] = ("image", "overlay")
-RESIZE_MODES: tuple[str, ...] = ("letterbox", "stretch")
+Resize = Literal["letterbox", "stretch"]
+RESIZE_MODES: tuple[str, ...] = get_args(Resize)
 
 
 @dataclass(frozen=True)
 class ComposeOptions:
     panel_size: tuple[int, int]  # (height, width) of each panel
-    resize: Literal["letterbox", "stretch"]
+    resize: Resize
     panels: tuple[str, ...]  # subset and order of PANELS
     columns: int  # grid: items per row
     gutter: int = 2  # px between panels and between items
@@ -73,7 +79,7 @@ class ComposeOptions:
 
 
 def content_box(
-    source_hw: tuple[int, int], panel_hw: tuple[int, int], resize: Literal["letterbox", "stretch"]
+    source_hw: tuple[int, int], panel_hw: tuple[int, int], resize: Resize
 ) -> tuple[int, int, int, int]:
     """(top, left, height, width) of the resized content inside a panel.
 

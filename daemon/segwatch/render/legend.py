@@ -25,6 +25,7 @@ from segwatch.render.lettering import line_height, text_levels, text_size_for, t
 
 __all__ = [
     "LegendLayout",
+    "LegendMode",
     "legend_classes",
     "legend_height",
     "legend_layout",
@@ -33,12 +34,13 @@ __all__ = [
     "with_legend",
 ]
 
+# What the legend lists: no class, the classes in the items shown, or every class (compose.legend).
+LegendMode = Literal["none", "present", "all"]
+
 _LEGEND_SAMPLE_PIXELS = 512 * 512
 
 
-def legend_classes(
-    mode: Literal["none", "present", "all"], items: Sequence[Item], num_classes: int
-) -> list[int]:
+def legend_classes(mode: LegendMode, items: Sequence[Item], num_classes: int) -> list[int]:
     """The class ids a legend lists: none, every class, or those in the gt or pred of the items shown."""
     if mode == "none":
         return []
