@@ -9,8 +9,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from segwatch.errors import ArtifactError
-from segwatch.render import items as normalise_module
-from segwatch.render.items import Item, argmax_over_classes, normalise
+from segwatch.render import argmax as argmax_module
+from segwatch.render.argmax import argmax_over_classes
+from segwatch.render.items import Item, normalise
 
 NAMES = {"gt": "/d/e3/gt.npy", "pred": "/d/e3/pred.npy", "image": "/d/e3/image.npy"}
 
@@ -266,7 +267,7 @@ def test_argmax_special_values(dtype: str) -> None:
 
 def test_argmax_over_many_blocks_and_many_classes(monkeypatch: pytest.MonkeyPatch) -> None:
     # A tiny work buffer forces one row per block, so the block bookkeeping is exercised.
-    monkeypatch.setattr(normalise_module, "_WORK_BUFFER_BYTES", 64)
+    monkeypatch.setattr(argmax_module, "_WORK_BUFFER_BYTES", 64)
     class_first = scores((300, 7, 5), seed=4, dtype="float16")
 
     got = argmax_over_classes(class_first)
