@@ -79,7 +79,8 @@ from segwatch.intake.npy import open_array
 from segwatch.output.sink import EventSink
 from segwatch.plan import build_plan
 from segwatch.render.evaluation import item_counts
-from segwatch.render.items import Item, normalise
+from segwatch.render.items import Item
+from segwatch.render.normalise import normalise
 from segwatch.render.pipeline import ViewerLayers
 from segwatch.render.png import encode_png
 from segwatch.service.processor import load_items, render_artifact

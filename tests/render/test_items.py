@@ -11,7 +11,8 @@ from hypothesis.extra import numpy as hnp
 from segwatch.errors import ArtifactError
 from segwatch.render import argmax as argmax_module
 from segwatch.render.argmax import argmax_over_classes
-from segwatch.render.items import Item, normalise
+from segwatch.render.items import Item
+from segwatch.render.normalise import normalise
 
 NAMES = {"gt": "/d/e3/gt.npy", "pred": "/d/e3/pred.npy", "image": "/d/e3/image.npy"}
 

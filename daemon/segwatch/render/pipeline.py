@@ -14,7 +14,8 @@ from segwatch.metrics.confusion import RowSample
 from segwatch.render.epochplan import EpochPlan
 from segwatch.render.indexspace import Composite
 from segwatch.render.insight import Insight, panel_notes
-from segwatch.render.items import Item, normalise
+from segwatch.render.items import Item
+from segwatch.render.normalise import normalise
 from segwatch.render.png import encode_png
 from segwatch.render.viewer import StoredLayers, ViewerPlan, count_pass_sample, viewer_items, viewer_summaries
 from segwatch.render.volumes import volume_items

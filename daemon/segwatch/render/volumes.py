@@ -15,7 +15,8 @@ import numpy as np
 
 from segwatch.errors import ArtifactError
 from segwatch.intake.filearrays import Stored
-from segwatch.render.items import ClassAxis, Item, PredKind, normalise
+from segwatch.render.items import ClassAxis, Item, PredKind
+from segwatch.render.normalise import normalise
 
 __all__ = ["montage", "slice_indices", "volume_items"]
 
