@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -471,3 +472,14 @@ def test_forged_header_with_matching_size_loads(forge_npy: ForgeNpy) -> None:
         shape=(3,), dtype=np.dtype(">i2"), fortran_order=False, data_offset=path.stat().st_size - 6
     )
     assert load_array(path, **GENEROUS).tolist() == [1, -2, 3]
+
+
+def test_a_deprecated_dtype_alias_is_refused_without_a_warning(forge_npy: ForgeNpy) -> None:
+    # numpy would print a DeprecationWarning to stderr for 'a', a line outside the log (JSON logs included).
+    path = forge_npy("{'descr': 'a', 'fortran_order': False, 'shape': (4,), }", data=bytes(4))
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")  # as outside the test suite: shown, not raised
+        with pytest.raises(ArtifactError, match="is not a dtype") as excinfo:
+            check_complete(path)
+    assert_plain_artifact_error(excinfo, path)
+    assert [str(w.message) for w in shown] == []

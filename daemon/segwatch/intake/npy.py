@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import stat
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -286,7 +287,10 @@ def _dtype_from_descr(descr: object, path: Path) -> np.dtype:
     if not isinstance(descr, str):
         raise ArtifactError(f"{path}: header descr must be a dtype string, got {_clip(repr(descr))}")
     try:
-        dtype = np.dtype(descr)
+        # A deprecated alias ('a') would print numpy's warning to stderr, outside the log: refused as well.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            dtype = np.dtype(descr)
     except Exception as exc:
         # Not only TypeError and ValueError: numpy parses comma-separated type strings with a parser of its
         # own, and a forged one raises SyntaxError (seen by fuzzing: "|, 4), } 1u1").
