@@ -62,6 +62,8 @@ def test_fast_restarts_never_share_an_event_file(tmp_path):
         sink.close()
     files = sorted((tmp_path / "r").iterdir())
     assert len(files) == 3 and all(f.name.endswith(EVENT_FILE_MARK) for f in files)
+    # TensorBoard reads them in name order: the later processes' files sort after the earlier ones'.
+    assert [step for step, _ in read_event_tensors(tmp_path / "r")["t"]] == [0, 1, 2]
     assert sorted(read_images(tmp_path / "r")["t"]) == [0, 1, 2]
 
 

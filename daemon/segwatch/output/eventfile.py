@@ -39,10 +39,12 @@ def _frame(data: bytes) -> bytes:
 class EventFile:
     """One new event file in `directory`, named as TensorFlow names them, with `suffix` at the end."""
 
-    def __init__(self, directory: str | Path, suffix: str) -> None:
+    def __init__(self, directory: str | Path, suffix: str, *, second: int | None = None) -> None:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        name = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.v2{suffix}"
+        # The name's second orders a directory's files for TensorBoard; the caller may need a later one.
+        second = int(time.time()) if second is None else second
+        name = f"events.out.tfevents.{second:010d}.{socket.gethostname()}.{os.getpid()}.v2{suffix}"
         self.path = str(directory / name)
         # Exclusive creation: the random part of the suffix keeps two writers apart, this makes sure of it.
         self._handle = open(self.path, "xb")  # noqa: SIM115 - held open for the writer's lifetime

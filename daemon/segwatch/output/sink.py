@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -177,15 +178,15 @@ class EventSink:
                 self._prepare(directory)
             while len(self._writers) >= self._max_open:
                 self._retire(next(iter(self._writers)))
-            self._wait_for_a_new_second(run)
             # pid and timestamp in TensorFlow's own file name do not separate two containers (both pid 1)
             # restarted within one second; the random part does.
             suffix = f".{secrets.token_hex(4)}{EVENT_FILE_MARK}"
             self._files.pop(run, None)
             if self.local:
-                writer = EventFile(directory, suffix)
+                writer = EventFile(directory, suffix, second=self._next_free_second(directory))
                 self._files[run] = writer.path
             else:
+                self._wait_for_a_new_second(run)
                 writer = _tf().summary.create_file_writer(
                     directory,
                     max_queue=1000,
@@ -198,14 +199,30 @@ class EventSink:
         return writer
 
     def _wait_for_a_new_second(self, run: str) -> None:
-        """TensorBoard reads a directory's event files in name order, and names start with the creation second
-        (then a per-process counter compared as text: 10 sorts before 9). A run's reopened file must sort after
-        its previous one, or its older steps would arrive last and TensorBoard would purge the newer ones."""
+        """For URL logdirs, where TensorFlow names the file: TensorBoard reads a directory's event files in name
+        order, and names start with the creation second (then a per-process counter compared as text: 10 sorts
+        before 9). A run's reopened file must sort after its previous one, or its older steps would arrive last
+        and TensorBoard would purge the newer ones."""
         now = time.time()
         previous = self._created.get(run)
         if previous is not None and int(now) <= previous:
             time.sleep(previous + 1 - now)
         self._created[run] = int(time.time())
+
+    @staticmethod
+    def _next_free_second(directory: str) -> int:
+        """TensorBoard reads a directory's event files in name order, and names start with the creation second
+        (then host, pid and the random part, which sort anyhow). A run's new local file must sort after every
+        earlier one of ours, this process's and those of a process that died within the same second, or its
+        steps would arrive before the older ones. So it takes the next second no file of ours has yet: ahead
+        of the clock by at most one second per restart within a second, and without waiting."""
+        newest = -1
+        with contextlib.suppress(FileNotFoundError):
+            for name in os.listdir(directory):
+                parts = name.split(".")
+                if name.endswith(EVENT_FILE_MARK) and len(parts) > 3 and parts[3].isdigit():
+                    newest = max(newest, int(parts[3]))
+        return max(int(time.time()), newest + 1)
 
     def _event_file(self, run: str) -> str | None:
         """The current writer's event file, found once by its unique suffix. Listed, not globbed: a run name
