@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
+import urllib.error
 import urllib.request
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -108,6 +111,66 @@ def get(url: str) -> bytes:
     """The body of a GET on a local test server."""
     with urllib.request.urlopen(url, timeout=10) as response:
         return bytes(response.read())
+
+
+def http_request(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and body of a GET, error statuses included."""
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, dict(error.headers), error.read()
+
+
+def metric_samples(body: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """{(sample name, sorted labels): value} from a Prometheus text exposition."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(body.decode())
+        for sample in family.samples
+    }
+
+
+class NotifyListener:
+    """The service manager's end of sd_notify: a bound datagram socket that collects what arrives."""
+
+    def __init__(self, sock: socket.socket, env_address: str) -> None:
+        self.sock = sock
+        self.env_address = env_address
+        sock.settimeout(5.0)
+
+    def receive(self) -> str:
+        return self.sock.recv(4096).decode()
+
+    def nothing_waiting(self) -> bool:
+        self.sock.setblocking(False)
+        try:
+            self.sock.recv(4096)
+        except BlockingIOError:
+            return True
+        finally:
+            self.sock.settimeout(5.0)
+        return False
+
+
+@pytest.fixture
+def listener() -> Iterator[NotifyListener]:
+    """A NOTIFY_SOCKET on a path. AF_UNIX paths are limited to 108 bytes, which a pytest tmp_path can exceed:
+    it lives in a short directory of its own."""
+    directory = Path(tempfile.mkdtemp(prefix="sdn-"))
+    path = directory / "notify"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    try:
+        yield NotifyListener(sock, str(path))
+    finally:
+        sock.close()
+        path.unlink(missing_ok=True)
+        directory.rmdir()
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,59 +1,41 @@
 """Deployment files: the systemd unit, the container image and the Kubernetes manifests.
 
-Each is checked by the tool its platform uses (systemd-analyze, hadolint, Kubernetes' own schemas) and, as far
-as this machine allows, run: the image's entrypoint as PID 1 on a read-only root, the classic sidecar's wrapper
-script with a real daemon, TensorBoard with the manifest's arguments.
+Each is checked by the tool its platform uses (systemd-analyze, hadolint, Kubernetes' own schemas): short calls of
+static checkers over the files. Running them (the image's entrypoint as PID 1 on a read-only root, the classic
+sidecar's wrapper script with a real daemon, TensorBoard with the manifest's arguments) is in
+tests/e2e/test_deploy_run.py.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shlex
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import yaml
 
-from segwatch.config import ServiceConfig, config_from_mapping, load_config
-from segwatch.dump import save_epoch
+from deployfiles import (
+    BIN,
+    DEFAULT_GRACE,
+    DEPLOY,
+    DOCKERFILE,
+    REPO,
+    containers,
+    dockerfile_stages,
+    find,
+    image_config_source,
+    manifests,
+)
+from segwatch.config import config_from_mapping, load_config
 from segwatch.service.health import Health
 from segwatch.units import parse_duration
 
-REPO = Path(__file__).resolve().parents[1]
-DEPLOY = REPO / "deploy"
 UNIT = DEPLOY / "systemd" / "segwatch@.service"
 SYSUSERS = DEPLOY / "systemd" / "segwatch.sysusers"
-DOCKERFILE = DEPLOY / "docker" / "Dockerfile"
-K8S = DEPLOY / "k8s"
-BIN = Path(sys.executable).parent
-DEFAULT_GRACE = ServiceConfig().shutdown_grace
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.1)
-
-
-def write_epoch(root: Path, epoch: int, run: str = "exp") -> None:
-    rng = np.random.default_rng(epoch)
-    gt = rng.integers(0, 5, size=(2, 16, 24), dtype=np.uint8)
-    save_epoch(root, epoch, gt=gt, pred=rng.integers(0, 5, size=(2, 16, 24)), run=run)
 
 
 # --- systemd ------------------------------------------------------------------------------------------
@@ -166,37 +148,6 @@ def test_the_example_instance_config_matches_the_unit_paths() -> None:
 # --- the container image ------------------------------------------------------------------------------
 
 
-@dataclass
-class Stage:
-    env: dict[str, str] = field(default_factory=dict)
-    copies: list[tuple[list[str], str]] = field(default_factory=list)
-    instructions: dict[str, str] = field(default_factory=dict)
-
-
-def dockerfile_stages(text: str) -> list[Stage]:
-    """Each build stage's ENV, COPY (sources, destination) and last ENTRYPOINT/CMD/USER."""
-    logical = re.sub(r"\\\n", " ", text)
-    stages: list[Stage] = []
-    for line in logical.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        keyword, _, rest = line.partition(" ")
-        keyword = keyword.upper()
-        if keyword == "FROM":
-            stages.append(Stage())
-        elif keyword == "ENV" and stages:
-            for pair in shlex.split(rest):
-                key, _, value = pair.partition("=")
-                stages[-1].env[key] = value
-        elif keyword == "COPY" and stages and "--from" not in rest:
-            *sources, destination = rest.split()
-            stages[-1].copies.append((sources, destination))
-        elif stages:
-            stages[-1].instructions[keyword] = rest
-    return stages
-
-
 def test_hadolint_finds_nothing_in_the_dockerfile() -> None:
     hadolint = shutil.which("hadolint", path=str(BIN)) or shutil.which("hadolint")
     if hadolint is None:
@@ -259,150 +210,7 @@ def test_the_image_config_loads_with_the_image_environment() -> None:
     assert (config.http.enabled, config.http.host, config.http.port) == (True, "0.0.0.0", 9464)
 
 
-def image_config_source(stage: Stage) -> Path:
-    """The repository file the image installs where SEGWATCH_CONFIG points."""
-    for sources, destination in stage.copies:
-        if destination == stage.env["SEGWATCH_CONFIG"]:
-            return REPO / sources[0]
-    raise AssertionError(f"nothing is copied to SEGWATCH_CONFIG={stage.env['SEGWATCH_CONFIG']}")
-
-
-def entrypoint_environment(scratch: Path, dumps: Path, logdir: Path) -> tuple[list[str], dict[str, str]]:
-    """The image's command and environment, mapped onto this machine: its venv is built the same way
-    (`pip install` of the project), so /opt/segwatch/bin becomes this environment's bin directory."""
-    final = dockerfile_stages(DOCKERFILE.read_text())[-1]
-    env = {"LANG": "C.UTF-8"}
-    for key, value in final.env.items():
-        env[key] = value.replace("/opt/segwatch/bin", str(BIN)).replace("$PATH", os.environ["PATH"])
-    env.update(
-        HOME=str(scratch),
-        TMPDIR=str(scratch),
-        SEGWATCH_CONFIG=str(image_config_source(final)),
-        SEGWATCH_HTTP__PORT="0",
-        SEGWATCH_WATCH__ROOT=str(dumps),
-        SEGWATCH_TENSORBOARD__LOGDIR=str(logdir),
-    )
-    entrypoint = yaml.safe_load(final.instructions["ENTRYPOINT"]) + yaml.safe_load(final.instructions["CMD"])
-    program = shutil.which(entrypoint[0], path=env["PATH"])
-    assert program is not None and Path(program).parent == BIN
-    return [program, *entrypoint[1:]], env
-
-
-def namespaces_available() -> str | None:
-    """Why a read-only root in a new PID namespace cannot be made here, or None if it can."""
-    unshare = shutil.which("unshare")
-    if unshare is None:
-        return "unshare (util-linux) is not installed"
-    probe = subprocess.run(
-        [unshare, "--pid", "--fork", "--mount", "--propagation", "private", "true"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    if probe.returncode != 0:
-        return f"cannot create mount and PID namespaces: {probe.stderr.strip()}"
-    return None
-
-
-# Inside fresh mount and PID namespaces: the root read-only as with `docker run --read-only`, only the
-# scratch directory (HOME, TMPDIR: the image's /tmp mount) and the logdir writable; then segwatch replaces
-# the shell, so it is PID 1 as it is in the container.
-CONTAINER_LIKE = """
-set -e
-mount --bind "$SCRATCH" "$SCRATCH"
-mount --bind "$LOGDIR" "$LOGDIR"
-mount -o remount,bind,ro /
-exec "$@"
-"""
-
-
-@dataclass
-class Started:
-    process: subprocess.Popen[bytes]
-    log: Path
-    pid: int
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-@pytest.fixture
-def start_entrypoint(tmp_path: Path) -> Iterator[Callable[[bool], Started]]:
-    started: list[Started] = []
-
-    def start(container_like: bool) -> Started:
-        scratch, dumps, logdir = tmp_path / "scratch", tmp_path / "dumps", tmp_path / "tb"
-        for directory in (scratch, dumps, logdir):
-            directory.mkdir(exist_ok=True)
-        command, env = entrypoint_environment(scratch, dumps, logdir)
-        if container_like:
-            env.update(SCRATCH=str(scratch), LOGDIR=str(logdir))
-            command = [
-                "unshare", "--pid", "--fork", "--mount-proc", "--mount", "--propagation", "private",
-                "sh", "-c", CONTAINER_LIKE, "sh", *command,
-            ]  # fmt: skip
-        log = tmp_path / "entrypoint.log"
-        with open(log, "wb") as sink:
-            process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=sink, stderr=sink)
-        pid = process.pid
-        if container_like:
-            children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
-            wait_for(lambda: children.read_text().strip() != "", 30, "the namespace's first process")
-            pid = int(children.read_text().split()[0])
-        run = Started(process, log, pid)
-        started.append(run)
-        return run
-
-    yield start
-    for run in started:
-        if run.process.poll() is None:
-            run.process.kill()
-            run.process.wait(timeout=30)
-
-
-@pytest.mark.parametrize("container_like", [False, True], ids=["plain", "read-only-root-as-pid-1"])
-def test_the_image_entrypoint_follows_a_dump_and_stops_cleanly_on_sigterm(
-    tmp_path: Path, start_entrypoint: Callable[[bool], Started], container_like: bool
-) -> None:
-    if container_like and (reason := namespaces_available()):
-        pytest.skip(reason)
-    write_epoch(tmp_path / "dumps", 1)
-    run = start_entrypoint(container_like)
-    if container_like:
-        status = Path(f"/proc/{run.pid}/status").read_text()
-        ns_pid = re.search(r"^NSpid:\s+(.*)$", status, re.M)
-        assert ns_pid is not None and ns_pid.group(1).split()[-1] == "1", status
-    wait_for(lambda: "run=exp epoch=1 logged" in run.text(), 90, "epoch 1 to be logged")
-    write_epoch(tmp_path / "dumps", 2)
-    wait_for(lambda: "run=exp epoch=2 logged" in run.text(), 60, "epoch 2 to be logged")
-    # As `docker stop` does: SIGTERM from outside the container to its PID 1.
-    os.kill(run.pid, signal.SIGTERM)
-    assert run.process.wait(timeout=DEFAULT_GRACE + 20) == 0, run.text()
-    assert "Read-only file system" not in run.text()
-    assert "stopped" in run.text()
-
-
 # --- Kubernetes ---------------------------------------------------------------------------------------
-
-
-def manifests() -> dict[str, list[dict[str, Any]]]:
-    return {
-        path.name: [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
-        for path in sorted(K8S.glob("*.yaml"))
-    }
-
-
-def find(kind: str, name: str | None = None, file: str | None = None) -> dict[str, Any]:
-    for filename, docs in manifests().items():
-        for doc in docs:
-            if (
-                doc["kind"] == kind
-                and (name is None or doc["metadata"]["name"] == name)
-                and (file is None or filename == file)
-            ):
-                return doc
-    raise AssertionError(f"no {kind} {name or ''} in {K8S}")
 
 
 @pytest.fixture(scope="module")
@@ -435,11 +243,6 @@ def test_the_native_sidecar_needs_a_recent_kubernetes_and_the_classic_variant_do
     with pytest.raises(kubernetes_validate.ValidationError, match="restartPolicy"):
         kubernetes_validate.validate(native, "1.27.0", strict=True)
     kubernetes_validate.validate(classic, "1.25.0", strict=True)
-
-
-def containers(job: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    spec = job["spec"]["template"]["spec"]
-    return {c["name"]: c for c in [*spec.get("initContainers", []), *spec["containers"]]}
 
 
 def job_config(file: str) -> Any:
@@ -517,101 +320,3 @@ def test_tensorboard_reads_the_same_logdir_and_keeps_every_epoch() -> None:
     assert logdir == mounts["logdir"]["mountPath"]
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
     assert service["spec"]["ports"][0]["targetPort"] == container["ports"][0]["name"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def test_tensorboard_starts_with_the_manifest_arguments(tmp_path: Path) -> None:
-    container = find("Deployment", "tensorboard")["spec"]["template"]["spec"]["containers"][0]
-    port = free_port()
-    # This machine's loopback instead of every interface; the logdir a temporary directory.
-    args = [
-        f"--logdir={tmp_path}" if arg.startswith("--logdir=")
-        else f"--port={port}" if arg.startswith("--port=")
-        else "--host=127.0.0.1" if arg == "--bind_all"
-        else arg
-        for arg in container["command"][1:]
-    ]  # fmt: skip
-    program = shutil.which(container["command"][0], path=str(BIN))
-    assert program is not None
-    with open(tmp_path / "tensorboard.log", "wb") as log:
-        process = subprocess.Popen([program, *args], stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-    try:
-
-        def serving() -> bool:
-            assert process.poll() is None, (tmp_path / "tensorboard.log").read_text()
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/data/environment", timeout=5) as reply:
-                    return bool(reply.status == 200)
-            except (urllib.error.URLError, ConnectionError):
-                return False
-
-        wait_for(serving, 90, "TensorBoard to serve")
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-def test_the_classic_wrapper_stops_segwatch_once_training_is_done(tmp_path: Path) -> None:
-    """The classic variant's shell wrapper, run as written, around a real daemon."""
-    segwatch = containers(find("Job", file="training-job-classic.yaml"))["segwatch"]
-    script = segwatch["command"][2]
-    dumps, logdir = tmp_path / "dumps", tmp_path / "tb"
-    dumps.mkdir()
-    config = tmp_path / "segwatch.yaml"
-    config.write_text(yaml.safe_dump({"watch": {"root": str(dumps)}, "tensorboard": {"logdir": str(logdir)}}))
-    env = {
-        **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-        "SEGWATCH_CONFIG": str(config),
-        "DONE_FILE": str(dumps / ".training-done"),
-    }
-    write_epoch(dumps, 1)
-    log = tmp_path / "wrapper.log"
-    with open(log, "wb") as sink:
-        wrapper = subprocess.Popen(["sh", "-c", script], env=env, stdout=sink, stderr=sink)
-    try:
-        wait_for(lambda: "run=exp epoch=1 logged" in log.read_text(), 90, "epoch 1 to be logged")
-        assert wrapper.poll() is None
-        write_epoch(dumps, 2)
-        (dumps / ".training-done").touch()
-        assert wrapper.wait(timeout=60) == 0, log.read_text()
-    finally:
-        if wrapper.poll() is None:
-            wrapper.kill()
-            wrapper.wait(timeout=30)
-    # Epoch 2 arrived with the done file; it is logged before segwatch stops.
-    assert "run=exp epoch=2 logged" in log.read_text()
-    assert "stopped" in log.read_text()
-
-
-def test_the_classic_wrapper_passes_sigterm_on(tmp_path: Path) -> None:
-    segwatch = containers(find("Job", file="training-job-classic.yaml"))["segwatch"]
-    dumps = tmp_path / "dumps"
-    dumps.mkdir()
-    config = tmp_path / "segwatch.yaml"
-    config.write_text(
-        yaml.safe_dump({"watch": {"root": str(dumps)}, "tensorboard": {"logdir": str(tmp_path / "tb")}})
-    )
-    env: Mapping[str, str] = {
-        **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-        "SEGWATCH_CONFIG": str(config),
-        "DONE_FILE": str(dumps / ".training-done"),
-    }
-    log = tmp_path / "wrapper.log"
-    with open(log, "wb") as sink:
-        wrapper = subprocess.Popen(["sh", "-c", segwatch["command"][2]], env=env, stdout=sink, stderr=sink)
-    try:
-        wait_for(lambda: "watching" in log.read_text(), 90, "segwatch to start watching")
-        wrapper.send_signal(signal.SIGTERM)
-        assert wrapper.wait(timeout=DEFAULT_GRACE + 20) == 0, log.read_text()
-    finally:
-        if wrapper.poll() is None:
-            wrapper.kill()
-            wrapper.wait(timeout=30)
-    assert "stopped" in log.read_text()

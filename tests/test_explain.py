@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 
 from segwatch.config import load_config
@@ -81,20 +78,3 @@ def test_roles_trigger_and_short_files(tmp_path, write_config):
     assert any(line.startswith("  r@1: complete: logged next (its trigger is present)") for line in lines)
     assert any(line.startswith("  r@2: waiting: ") and "still being written" in line for line in lines)
     assert "  r@3: waiting for the trigger ({run}/ckpt/ckpt-{epoch}.index)" in lines
-
-
-def test_the_command_prints_the_report(tmp_path, write_config):
-    save_epoch(tmp_path / "dumps", 1, gt=np.zeros((4, 4), np.uint8), pred=np.zeros((4, 4), np.uint8))
-    config = write_config()
-    result = subprocess.run(
-        [sys.executable, "-m", "segwatch", "explain", "--config", str(config), "epoch_1/gt.npy", "nope.txt"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "epoch_1/gt.npy: gt of run . (unnamed), epoch 1" in result.stdout
-    assert "nope.txt: matches nothing" in result.stdout
-    assert ".@1: complete: logged next" in result.stdout

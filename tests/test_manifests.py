@@ -7,21 +7,14 @@ script is run as written, around a real daemon, for what only running it can sho
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import yaml
 
 from segwatch.config import Config, config_from_mapping
-from segwatch.dump import save_epoch
 from segwatch.plan import build_plan
 from segwatch.units import parse_size
 
@@ -157,80 +150,3 @@ def test_the_run_reads_well_in_tensorboard(file: str) -> None:
     mount = {m["name"]: m for m in container(file, "segwatch")["volumeMounts"]}["logdir"]["mountPath"]
     assert settings.tensorboard.logdir == f"{mount}/{{run}}"
     assert "--run exp42" in " ".join(container(file, "trainer")["command"])
-
-
-# --- the classic wrapper, run ----------------------------------------------------------------------------
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.1)
-
-
-@pytest.fixture
-def wrapper(tmp_path: Path) -> Iterator[Callable[[dict[str, Any]], tuple[subprocess.Popen[bytes], Path]]]:
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(settings: dict[str, Any]) -> tuple[subprocess.Popen[bytes], Path]:
-        config_file = tmp_path / "segwatch.yaml"
-        config_file.write_text(yaml.safe_dump(settings))
-        env = {
-            **os.environ,
-            "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-            "SEGWATCH_CONFIG": str(config_file),
-            "DONE_FILE": str(tmp_path / "dumps" / ".training-done"),
-        }
-        log = tmp_path / "wrapper.log"
-        script = container(CLASSIC, "segwatch")["command"][2]
-        with open(log, "wb") as sink:
-            process = subprocess.Popen(["sh", "-c", script], env=env, stdout=sink, stderr=sink)
-        started.append(process)
-        return process, log
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=30)
-
-
-def segwatch_children(pid: int) -> list[int]:
-    """The wrapper's `segwatch run` (not the `sleep` it may be in at the moment)."""
-    found = []
-    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-        with open(f"/proc/{child}/cmdline", "rb") as cmdline:
-            if b"segwatch" in cmdline.read():
-                found.append(int(child))
-    return found
-
-
-def test_the_classic_wrapper_exits_0_after_a_bad_config_without_restarting_it(tmp_path, wrapper) -> None:
-    (tmp_path / "dumps").mkdir()
-    process, log = wrapper({"watch": {"root": str(tmp_path / "dumps")}, "tensorboard": {}})
-    wait_for(lambda: "exited with status 2" in log.read_text(), 60, "segwatch to refuse its config")
-    time.sleep(1.5)
-    assert process.poll() is None, "the wrapper waits for the end of training"
-    (tmp_path / "dumps" / ".training-done").touch()
-    assert process.wait(timeout=30) == 0, log.read_text()
-    assert log.read_text().count("exited with status 2") == 1
-
-
-def test_the_classic_wrapper_restarts_a_crashed_segwatch_and_still_exits_0(tmp_path, wrapper) -> None:
-    dumps = tmp_path / "dumps"
-    dumps.mkdir()
-    process, log = wrapper({"watch": {"root": str(dumps)}, "tensorboard": {"logdir": str(tmp_path / "tb")}})
-    wait_for(lambda: "watching" in log.read_text(), 90, "segwatch to start")
-    (first,) = segwatch_children(process.pid)
-    os.kill(first, signal.SIGKILL)
-    wait_for(lambda: "exited with status 137" in log.read_text(), 30, "the wrapper to notice the crash")
-    wait_for(lambda: log.read_text().count("caught up") == 2, 90, "the restarted segwatch to catch up")
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, 5, size=(2, 8, 8), dtype=np.uint8)
-    save_epoch(dumps, 1, gt=labels, pred=labels, run="exp")
-    wait_for(lambda: "run=exp epoch=1 logged" in log.read_text(), 60, "epoch 1 to be logged")
-    (dumps / ".training-done").touch()
-    assert process.wait(timeout=90) == 0, log.read_text()
-    assert "stopped" in log.read_text()

@@ -150,3 +150,15 @@ def test_check_config_refuses_what_once_would_crash_on(tmp_path):
     )
     once = segwatch("once", "--config", str(config))
     assert once.returncode == 2 and "Traceback" not in once.stderr
+
+
+def test_explain_prints_the_report(tmp_path, write_config):
+    save_epoch(tmp_path / "dumps", 1, gt=np.zeros((4, 4), np.uint8), pred=np.zeros((4, 4), np.uint8))
+    config = write_config()
+    result = segwatch(
+        "explain", "--config", str(config), "epoch_1/gt.npy", "nope.txt", cwd=tmp_path, env=dict(os.environ)
+    )
+    assert result.returncode == 0, result.stderr
+    assert "epoch_1/gt.npy: gt of run . (unnamed), epoch 1" in result.stdout
+    assert "nope.txt: matches nothing" in result.stdout
+    assert ".@1: complete: logged next" in result.stdout

@@ -366,17 +366,20 @@ def test_two_thousand_files_dropped_at_once_are_each_logged_once(tmp_path, child
 # --- crashes and a lost ledger ------------------------------------------------------------------------------
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(120)
 def test_kill_9_at_random_instants_repeats_and_misses_nothing(tmp_path, children, config):
+    """A smoke test over real processes: a few kills, one inside start-up, the others mid-catch-up. That every
+    instant between write and commit is survived is proven, deterministically and point by point, by
+    tests/service/test_processor.py."""
     rng = random.Random(SEED)
     logdir = tmp_path / "tb"
     path = config()
     # About as long as the cycles take on an idle machine; capped, so a busy machine does not make a backlog
     # (and a read-back) many times larger.
     producer = children.producer(
-        "--mode", "rename-dir", "--runs", "a,b", "--interval", "0.2", "--count", "300"
+        "--mode", "rename-dir", "--runs", "a,b", "--interval", "0.2", "--count", "100"
     )
-    cycles, mid_backlog = 20, 0
+    cycles, mid_backlog = 3, 0
     for cycle in range(cycles):
         daemon = children.daemon(path)
         if cycle % 2:

@@ -184,3 +184,16 @@ def test_the_viewer_joins_a_tensorboard_in_another_environment_with_a_no_deps_in
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_the_plugin_imports_neither_tensorflow_nor_the_daemon() -> None:
+    code = (
+        "import sys, segwatch.viewer.loader, segwatch.viewer.plugin;"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] == 'tensorflow' or m in "
+        "('segwatch.render.pipeline', 'segwatch.render.viewer', 'segwatch.output.sink', 'segwatch.render.compose'));"
+        "print(heavy)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "[]", result.stdout

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -406,48 +403,7 @@ def test_unreadable_mount_table_assumes_a_local_root(tmp_path):
     assert "unreadable" in reason
 
 
-_WITHOUT_INOTIFY = """
-import json, os, resource, sys
-from pathlib import Path
-import watchdog.observers.inotify  # imported while files can still be opened
-from segwatch.errors import ConfigError
-from segwatch.intake.observers import choose_observer
-
-root, mounts = Path(sys.argv[1]), sys.argv[2]
-_, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
-held = []
-try:
-    while True:
-        held.append(os.open(os.devnull, os.O_RDONLY))
-except OSError:
-    pass
-auto = choose_observer(root, "auto", mounts)
-try:
-    explicit = repr(choose_observer(root, "inotify", mounts))
-except ConfigError as error:
-    explicit = "ConfigError: " + str(error)
-for fd in held:
-    os.close(fd)
-print(json.dumps({"auto": auto, "explicit": explicit}))
-"""
-
-
-def test_without_inotify_auto_polls_and_explicit_inotify_is_a_config_error(tmp_path):
-    # A process out of file descriptors cannot create an inotify instance: a real failure of inotify_init.
-    mounts = mount_table(tmp_path, ("/", "ext4"))
-    result = subprocess.run(
-        [sys.executable, "-c", _WITHOUT_INOTIFY, str(tmp_path), str(mounts)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    outcome = json.loads(result.stdout)
-    kind, reason = outcome["auto"]
-    assert kind == "polling"
-    assert "inotify cannot start" in reason and "max_user_instances" in reason
-    assert outcome["explicit"].startswith("ConfigError: observer 'inotify' was requested, but inotify cannot")
+# --- the scan rescans are built on -------------------------------------------------------------------------
 
 
 # --- the scan rescans are built on -------------------------------------------------------------------------

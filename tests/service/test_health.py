@@ -1,31 +1,24 @@
-"""Health and metrics: rendering with hand-moved clocks, and a real HTTP server on an ephemeral port."""
+"""Health and metrics: rendering with hand-moved clocks, and a real HTTP server on an ephemeral port (the daemon
+serving them: tests/e2e/test_health_served.py)."""
 
 from __future__ import annotations
 
 import http.client
-import re
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-import yaml
-from prometheus_client.parser import text_string_to_metric_families
 
 from segwatch.config import HttpConfig, config_from_mapping, load_config, render_config
-from segwatch.dump import save_epoch
 from segwatch.errors import ConfigError, Outcome
 from segwatch.service.endpoint import HealthServer, serve_health
 from segwatch.service.health import Health
+
+from conftest import http_request, metric_samples
 
 
 class Clock:
@@ -36,15 +29,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def samples(body: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """{(sample name, sorted labels): value} from a Prometheus text exposition."""
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(body.decode())
-        for sample in family.samples
-    }
 
 
 @pytest.fixture
@@ -98,7 +82,7 @@ def test_metrics_count_outcomes_time_logged_epochs_and_track_runs(
     health: Health, clocks: tuple[Clock, Clock]
 ) -> None:
     _, wall = clocks
-    before = samples(health.metrics().body)
+    before = metric_samples(health.metrics().body)
     assert before[("segwatch_epochs_logged_total", ())] == 0
     assert before[("segwatch_epochs_skipped_total", (("reason", "late"),))] == 0
     assert before[("segwatch_epochs_skipped_total", (("reason", "already_done"),))] == 0
@@ -117,7 +101,7 @@ def test_metrics_count_outcomes_time_logged_epochs_and_track_runs(
     health.mark_ready()
     wall.now += 7.5
 
-    after = samples(health.metrics().body)
+    after = metric_samples(health.metrics().body)
     assert after[("segwatch_epochs_logged_total", ())] == 2
     assert after[("segwatch_epochs_set_aside_total", ())] == 1
     assert after[("segwatch_epochs_skipped_total", (("reason", "late"),))] == 1
@@ -140,8 +124,8 @@ def test_each_daemon_has_its_own_registry(clocks: tuple[Clock, Clock]) -> None:
     monotonic, wall = clocks
     first, second = Health(clock=monotonic, wall_clock=wall), Health(clock=monotonic, wall_clock=wall)
     first.record("a", 1, Outcome.LOGGED, 1.0)
-    assert samples(first.metrics().body)[("segwatch_epochs_logged_total", ())] == 1
-    assert samples(second.metrics().body)[("segwatch_epochs_logged_total", ())] == 0
+    assert metric_samples(first.metrics().body)[("segwatch_epochs_logged_total", ())] == 1
+    assert metric_samples(second.metrics().body)[("segwatch_epochs_logged_total", ())] == 0
 
 
 def test_metrics_speak_openmetrics_when_the_scraper_asks() -> None:
@@ -211,33 +195,23 @@ def server() -> Iterator[HealthServer]:
         yield running
 
 
-def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(url, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as error:
-        with error:
-            return error.code, dict(error.headers), error.read()
-
-
 def test_a_real_server_answers_every_endpoint(server: HealthServer) -> None:
     host, port = server.address
     assert host == "127.0.0.1" and port > 0
-    assert get(server.url + "/healthz")[0] == 200
-    status, headers, body = get(server.url + "/readyz")
+    assert http_request(server.url + "/healthz")[0] == 200
+    status, headers, body = http_request(server.url + "/readyz")
     assert (status, body) == (503, b"starting: the start-up scan is not done yet\n")
     assert headers["Content-Type"] == "text/plain; charset=utf-8"
     server.health.mark_ready()
     server.health.record("exp", 2, Outcome.LOGGED, 1.5)
-    assert get(server.url + "/readyz")[0] == 200
-    status, headers, body = get(server.url + "/metrics")
+    assert http_request(server.url + "/readyz")[0] == 200
+    status, headers, body = http_request(server.url + "/metrics")
     assert status == 200
     assert headers["Content-Type"].startswith("text/plain; version=")
-    assert samples(body)[("segwatch_last_logged_epoch", (("run", "exp"),))] == 2
-    status, headers, _ = get(server.url + "/metrics", {"Accept": "application/openmetrics-text"})
+    assert metric_samples(body)[("segwatch_last_logged_epoch", (("run", "exp"),))] == 2
+    status, headers, _ = http_request(server.url + "/metrics", {"Accept": "application/openmetrics-text"})
     assert headers["Content-Type"].startswith("application/openmetrics-text")
-    assert get(server.url + "/missing")[0] == 404
+    assert http_request(server.url + "/missing")[0] == 404
 
 
 def test_head_requests_get_headers_only(server: HealthServer) -> None:
@@ -261,12 +235,12 @@ def test_a_waiting_idle_request_does_not_block_the_probes(server: HealthServer) 
     results: dict[str, Any] = {}
 
     def wait_idle() -> None:
-        results["idle"] = get(server.url + "/idle?quiet=100ms&wait=20s")
+        results["idle"] = http_request(server.url + "/idle?quiet=100ms&wait=20s")
 
     waiter = threading.Thread(target=wait_idle)
     waiter.start()
     time.sleep(0.2)
-    assert get(server.url + "/healthz")[0] == 200
+    assert http_request(server.url + "/healthz")[0] == 200
     assert "idle" not in results
     server.health.tick(backlog=0)
     waiter.join(timeout=10)
@@ -290,7 +264,7 @@ def test_ipv6_loopback_is_served_when_the_machine_has_it() -> None:
         pytest.skip(f"no IPv6 loopback here: {exc}")
     with server:
         assert server.url.startswith("http://[::1]:")
-        assert get(server.url + "/healthz")[0] == 200
+        assert http_request(server.url + "/healthz")[0] == 200
 
 
 def test_serve_health_does_nothing_when_disabled() -> None:
@@ -301,7 +275,7 @@ def test_serve_health_does_nothing_when_disabled() -> None:
 def test_serve_health_serves_what_the_config_says_and_names_a_taken_port() -> None:
     with serve_health(Health(), HttpConfig(enabled=True, host="127.0.0.1", port=0)) as server:
         assert server is not None
-        assert get(server.url + "/healthz")[0] == 200
+        assert http_request(server.url + "/healthz")[0] == 200
         _, port = server.address
         taken = HttpConfig(enabled=True, port=port)
         with (
@@ -356,53 +330,3 @@ def test_the_http_section_round_trips_through_rendering(tmp_path: Path) -> None:
     again = tmp_path / "again.yaml"
     again.write_text(rendered)
     assert load_config(again, env={}) == config
-
-
-# --- the daemon serving it ----------------------------------------------------------------------------
-
-
-def test_segwatch_run_serves_health_and_metrics(tmp_path: Path) -> None:
-    rng = np.random.default_rng(5)
-    for epoch in (1, 2):
-        gt, pred = rng.integers(0, 5, (2, 8, 8)), rng.integers(0, 5, (2, 8, 8))
-        save_epoch(tmp_path / "dumps", epoch, gt=gt, pred=pred, run="exp")
-    config = tmp_path / "segwatch.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "watch": {"root": str(tmp_path / "dumps")},
-                "tensorboard": {"logdir": str(tmp_path / "tb")},
-                "http": {"enabled": True, "port": 0},
-            }
-        )
-    )
-    log = tmp_path / "daemon.log"
-    with open(log, "wb") as sink:
-        daemon = subprocess.Popen(
-            [sys.executable, "-m", "segwatch", "run", "--config", str(config)], stdout=sink, stderr=sink
-        )
-    try:
-        deadline = time.monotonic() + 90
-        while "run=exp epoch=2 logged" not in log.read_text():
-            assert time.monotonic() < deadline and daemon.poll() is None, log.read_text()
-            time.sleep(0.1)
-        found = re.search(r"health and metrics on (http://127\.0\.0\.1:\d+)", log.read_text())
-        assert found is not None, log.read_text()
-        url = found.group(1)
-        assert get(url + "/healthz")[0] == 200
-        deadline = time.monotonic() + 10
-        while get(url + "/readyz")[0] != 200:
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
-        metrics = samples(get(url + "/metrics")[2])
-        assert metrics[("segwatch_epochs_logged_total", ())] == 2
-        assert metrics[("segwatch_last_logged_epoch", (("run", "exp"),))] == 2
-        assert metrics[("segwatch_backlog_epochs", ())] == 0
-        assert metrics[("segwatch_processing_seconds_count", ())] == 2
-        assert get(url + "/idle?quiet=500ms&wait=10s")[0] == 200
-        daemon.send_signal(signal.SIGTERM)
-        assert daemon.wait(timeout=30) == 0, log.read_text()
-    finally:
-        if daemon.poll() is None:
-            daemon.kill()
-            daemon.wait(timeout=30)

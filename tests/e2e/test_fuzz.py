@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-FUZZ = Path(__file__).with_name("fuzz")
+FUZZ = Path(__file__).parents[1] / "fuzz"
 RUNS = int(os.environ.get("SEGWATCH_FUZZ_RUNS", "20000"))
 
 pytestmark = pytest.mark.skipif(
