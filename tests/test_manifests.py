@@ -7,7 +7,6 @@ script is run as written, around a real daemon, for what only running it can sho
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,6 @@ from segwatch.plan import build_plan
 from segwatch.units import parse_size
 
 K8S = Path(__file__).resolve().parents[1] / "deploy" / "k8s"
-BIN = Path(sys.executable).parent
 NATIVE, CLASSIC = "training-job.yaml", "training-job-classic.yaml"
 JOBS = [NATIVE, CLASSIC]
 # The sizing the manifests are written for: a Cityscapes epoch with float16 logits is about 1.2 GiB.

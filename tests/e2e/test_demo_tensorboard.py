@@ -12,11 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from boards import tensorboard
 from tensorboard.util import tensor_util
 
 from segwatch import demo
 
-from conftest import decode_png, free_port, get, read_event_tensors, read_images
+from conftest import decode_png, get, read_event_tensors, read_images
 
 PREFIX = "segwatch"
 TAG = f"{PREFIX}/grid"
@@ -125,40 +126,18 @@ def test_demo_logs_metrics_that_improve(demo_logdir):
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("load_fast", ["false", "true"], ids=["python-loader", "rust-loader"])
 def test_tensorboard_serves_every_epoch_pixel_equal(demo_logdir, tmp_path, load_fast):
-    port = free_port()
-    with open(tmp_path / "tensorboard.log", "wb") as server_log:
-        server = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "tensorboard"),
-                "--logdir",
-                str(demo_logdir),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--samples_per_plugin",
-                "images=1000",
-                f"--load_fast={load_fast}",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=server_log,
+    flags = ("--samples_per_plugin", "images=1000", f"--load_fast={load_fast}")
+    with tensorboard(demo_logdir, tmp_path / "tensorboard.log", *flags) as board:
+        base = f"{board.url}/data/plugin/images"
+        entries: dict[str, list[dict]] = board.until(
+            lambda: {
+                run: json.loads(get(f"{base}/images?" + urllib.parse.urlencode({"run": run, "tag": TAG})))
+                for run in demo.RUNS
+            },
+            lambda found: all(len(entries) == demo.EPOCHS for entries in found.values()),
+            150,
+            {},
         )
-    base = f"http://127.0.0.1:{port}/data/plugin/images"
-    try:
-        deadline = time.monotonic() + 150
-        entries: dict[str, list[dict]] = {}
-        while time.monotonic() < deadline:
-            try:
-                entries = {
-                    run: json.loads(get(f"{base}/images?" + urllib.parse.urlencode({"run": run, "tag": TAG})))
-                    for run in demo.RUNS
-                }
-                if all(len(found) == demo.EPOCHS for found in entries.values()):
-                    break
-            except OSError:
-                pass
-            assert server.poll() is None, (tmp_path / "tensorboard.log").read_text()
-            time.sleep(0.5)
         assert {run: len(found) for run, found in entries.items()} == {run: demo.EPOCHS for run in demo.RUNS}
 
         for run, found in entries.items():
@@ -167,6 +146,3 @@ def test_tensorboard_serves_every_epoch_pixel_equal(demo_logdir, tmp_path, load_
             for entry in found:
                 served = decode_png(get(f"{base}/individualImage?{entry['query']}"))
                 np.testing.assert_array_equal(served, written[entry["step"]][0])
-    finally:
-        server.terminate()
-        server.wait(timeout=30)

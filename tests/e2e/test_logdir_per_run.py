@@ -6,19 +6,19 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
+from boards import tensorboard
 
 from segwatch.dump import save_epoch
 from segwatch.output.ledger import LEDGER_NAME
 from segwatch.output.sink import EVENT_FILE_MARK
 
-from conftest import blob_labels, free_port, get, raw_record_counts, read_images
+from conftest import blob_labels, get, raw_record_counts, read_images
 
 RUNS = ("alpha", "beta")
 EPOCHS = (1, 2, 5)
@@ -123,50 +123,27 @@ def test_a_deleted_ledger_is_rebuilt_from_segwatchs_own_files(setup):
 def test_tensorboard_serves_the_trainers_scalars_and_segwatchs_images(setup, loader):
     tmp_path, config = setup
     assert segwatch("once", "--config", str(config)).returncode == 0
-    port = free_port()
-    with open(tmp_path / "tensorboard.log", "wb") as server_log:
-        server = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "tensorboard"),
-                "--logdir",
-                str(tmp_path / "runs"),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--samples_per_plugin",
-                "images=1000,scalars=1000",
-                *loader,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=server_log,
+    flags = ("--samples_per_plugin", "images=1000,scalars=1000", *loader)
+    with tensorboard(tmp_path / "runs", tmp_path / "tensorboard.log", *flags) as board:
+        base = f"{board.url}/data/plugin"
+        served: dict[str, tuple[list, list]] = board.until(
+            lambda: {
+                run: (
+                    json.loads(get(f"{base}/scalars/scalars?" + query(run, "loss"))),
+                    json.loads(get(f"{base}/images/images?" + query(run, IMAGE_TAG))),
+                )
+                for run in RUNS
+            },
+            lambda found: all(
+                len(s) == len(TRAINER_STEPS) and len(i) == len(EPOCHS) for s, i in found.values()
+            ),
+            150,
+            {},
         )
-    base = f"http://127.0.0.1:{port}/data/plugin"
-    try:
-        deadline = time.monotonic() + 150
-        served: dict[str, tuple[list, list]] = {}
-        while time.monotonic() < deadline:
-            try:
-                served = {
-                    run: (
-                        json.loads(get(f"{base}/scalars/scalars?" + query(run, "loss"))),
-                        json.loads(get(f"{base}/images/images?" + query(run, IMAGE_TAG))),
-                    )
-                    for run in RUNS
-                }
-                if all(len(s) == len(TRAINER_STEPS) and len(i) == len(EPOCHS) for s, i in served.values()):
-                    break
-            except OSError:
-                pass
-            assert server.poll() is None, (tmp_path / "tensorboard.log").read_text()
-            time.sleep(0.5)
         for run in RUNS:
             scalars, images = served.get(run, ([], []))
             assert [step for _, step, _ in scalars] == list(TRAINER_STEPS)
             assert sorted(entry["step"] for entry in images) == list(EPOCHS)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def query(run: str, tag: str) -> str:

@@ -13,13 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from boards import Board, tensorboard
 from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 from segwatch.dump import save_epoch
 from segwatch.output.ledger import LEDGER_NAME
 
-from conftest import blob_labels, decode_png, free_port, get, raw_record_counts, read_images
+from conftest import blob_labels, decode_png, get, raw_record_counts, read_images
 
 SIZE = 16
 TAG = "segwatch/pairs"
@@ -88,47 +89,19 @@ def assert_each_epoch_once(run_dir: Path, epochs: int) -> None:
     assert sorted(step for tag, step in segwatch_counts if tag == TAG) == list(range(1, epochs + 1))
 
 
-class TensorBoard:
-    def __init__(self, logdir: Path, log_path: Path) -> None:
-        self.port = free_port()
-        with open(log_path, "wb") as server_log:
-            self.process = subprocess.Popen(
-                [
-                    str(Path(sys.executable).parent / "tensorboard"),
-                    *("--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(self.port)),
-                    *("--samples_per_plugin", "images=1000", "--load_fast=false", "--reload_interval", "1"),
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=server_log,
-            )
-        self.log_path = log_path
+# The legacy loader, reloading every second: the second server must see only the relogged files.
+BOARD_FLAGS = ("--samples_per_plugin", "images=1000", "--load_fast=false", "--reload_interval", "1")
 
-    def images(self, run: str, count: int) -> dict[int, list[np.ndarray]]:
-        """The served images of `run`'s tag, once there are `count` steps."""
-        base = f"http://127.0.0.1:{self.port}/data/plugin/images"
-        deadline = time.monotonic() + 120
-        entries: list[dict] = []
-        while time.monotonic() < deadline:
-            try:
-                query = urllib.parse.urlencode({"run": run, "tag": TAG})
-                entries = json.loads(get(f"{base}/images?{query}"))
-                if len(entries) >= count:
-                    break
-            except OSError:
-                pass
-            assert self.process.poll() is None, self.log_path.read_text()
-            time.sleep(0.3)
-        assert len(entries) == count, entries
-        return {
-            entry["step"]: [decode_png(get(f"{base}/individualImage?{entry['query']}"))] for entry in entries
-        }
 
-    def runs(self) -> list[str]:
-        return sorted(json.loads(get(f"http://127.0.0.1:{self.port}/data/runs")))
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
+def served_images(board: Board, run: str, count: int) -> dict[int, list[np.ndarray]]:
+    """The served images of `run`'s tag, once there are `count` steps."""
+    base = f"{board.url}/data/plugin/images"
+    query = urllib.parse.urlencode({"run": run, "tag": TAG})
+    entries: list[dict] = board.until(
+        lambda: json.loads(get(f"{base}/images?{query}")), lambda found: len(found) >= count, 120, []
+    )
+    assert len(entries) == count, entries
+    return {entry["step"]: [decode_png(get(f"{base}/individualImage?{entry['query']}"))] for entry in entries}
 
 
 @pytest.mark.timeout(300)
@@ -139,11 +112,8 @@ def test_relog_re_renders_history_and_tensorboard_serves_it_after_a_restart(tmp_
     first = segwatch("once", "--config", str(config_with(write_config, "old")))
     assert first.returncode == 0 and first.stdout.startswith("8 logged"), first.stderr
 
-    server = TensorBoard(tmp_path / "tb", tmp_path / "tb-1.log")
-    try:
-        assert_palette(server.images("alpha", 4), truth, "alpha", "old")
-    finally:
-        server.stop()
+    with tensorboard(tmp_path / "tb", tmp_path / "tb-1.log", *BOARD_FLAGS) as board:
+        assert_palette(served_images(board, "alpha", 4), truth, "alpha", "old")
 
     # A config change alone logs nothing new: the epochs are done.
     config = config_with(write_config, "new")
@@ -161,13 +131,11 @@ def test_relog_re_renders_history_and_tensorboard_serves_it_after_a_restart(tmp_
     # The training job's file is where it was, byte for byte.
     assert training_file.read_bytes() == training_bytes
 
-    server = TensorBoard(tmp_path / "tb", tmp_path / "tb-2.log")
-    try:
-        assert_palette(server.images("alpha", 4), truth, "alpha", "new")
-        assert_palette(server.images("beta", 4), truth, "beta", "new")
-        assert server.runs() == ["alpha", "beta"]  # nothing of .segwatch-old shows up as a run
-    finally:
-        server.stop()
+    with tensorboard(tmp_path / "tb", tmp_path / "tb-2.log", *BOARD_FLAGS) as board:
+        assert_palette(served_images(board, "alpha", 4), truth, "alpha", "new")
+        assert_palette(served_images(board, "beta", 4), truth, "beta", "new")
+        # Nothing of .segwatch-old shows up as a run.
+        assert sorted(json.loads(get(f"{board.url}/data/runs"))) == ["alpha", "beta"]
 
 
 @pytest.mark.timeout(300)

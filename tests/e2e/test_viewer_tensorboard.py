@@ -7,20 +7,19 @@ import io
 import json
 import subprocess
 import sys
-import time
 import urllib.parse
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from boards import tensorboard
 from PIL import Image
 
 from segwatch.dump import save_epoch
 from segwatch.render.compose import resize_labels_nearest
 
-from conftest import blob_labels, free_port, get
-from screenshots.browser import tensorboard
+from conftest import blob_labels, get
 
 SHAPE = (300, 1100)  # stored at 279 x 1024 by viewer.max_side's default
 STORED = (279, 1024)
@@ -72,11 +71,12 @@ def pixels(png: bytes) -> np.ndarray:
 
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("load_fast", ["false", "true"], ids=["python-loader", "rust-loader"])
-def test_every_epoch_is_served_and_decodes_to_the_resized_dump(logged, load_fast):
+def test_every_epoch_is_served_and_decodes_to_the_resized_dump(logged, load_fast, tmp_path):
     logdir, preds, gt, image = logged
     # No --samples_per_plugin: the viewer's loader must keep every epoch by itself.
-    with tensorboard(logdir, flags=(f"--load_fast={load_fast}",)) as url:
-        base = f"{url}/data/plugin/segwatch_viewer"
+    flags = (f"--load_fast={load_fast}", "--reload_interval", "1")
+    with tensorboard(logdir, tmp_path / "tensorboard.log", *flags) as board:
+        base = f"{board.url}/data/plugin/segwatch_viewer"
         cache: dict[str, np.ndarray] = {}
 
         def decoded(key: str) -> np.ndarray:
@@ -84,14 +84,14 @@ def test_every_epoch_is_served_and_decodes_to_the_resized_dump(logged, load_fast
                 cache[key] = pixels(get(f"{base}/blob?" + urllib.parse.urlencode({"key": key})))
             return cache[key]
 
-        deadline = time.monotonic() + 60
-        while True:
-            runs = json.loads(get(f"{base}/runs"))["runs"]
-            steps = {entry["run"]: entry["steps"] for entry in runs}
-            if steps == {run: list(range(n)) for run, n in EPOCHS.items()} or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
-        assert steps == {run: list(range(n)) for run, n in EPOCHS.items()}
+        wanted = {run: list(range(n)) for run, n in EPOCHS.items()}
+        runs: list[dict] = board.until(
+            lambda: json.loads(get(f"{base}/runs"))["runs"],
+            lambda found: {entry["run"]: entry["steps"] for entry in found} == wanted,
+            90,
+            [],
+        )
+        assert {entry["run"]: entry["steps"] for entry in runs} == wanted
         assert all(entry["items"] == list(range(ITEMS)) and entry["prefix"] == "segwatch" for entry in runs)
         assert runs[0]["classes"]["encoding"] == "gray8" and runs[0]["classes"]["ignore_code"] == 255
 
@@ -149,41 +149,19 @@ def test_the_viewer_joins_a_tensorboard_in_another_environment_with_a_no_deps_in
     pip = [str(env / "bin" / "python"), "-m", "pip", "install", *quiet]
     subprocess.run([*pip, "tensorboard"], check=True, timeout=240, capture_output=True)
     subprocess.run([*pip, "--no-deps", str(wheel)], check=True, timeout=120, capture_output=True)
-    port = free_port()
-    with open(tmp_path / "tensorboard.log", "wb") as server_log:
-        server = subprocess.Popen(
-            [
-                str(env / "bin" / "tensorboard"),
-                "--logdir",
-                str(logdir),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=server_log,
+    with tensorboard(logdir, tmp_path / "tensorboard.log", binary=env / "bin" / "tensorboard") as board:
+        base = f"{board.url}/data/plugin/segwatch_viewer"
+        wanted = {run: list(range(n)) for run, n in EPOCHS.items()}
+        steps: dict[str, list[int]] = board.until(
+            lambda: {entry["run"]: entry["steps"] for entry in json.loads(get(f"{base}/runs"))["runs"]},
+            lambda found: found == wanted,
+            90,
+            {},
         )
-    base = f"http://127.0.0.1:{port}/data/plugin/segwatch_viewer"
-    try:
-        deadline = time.monotonic() + 90
-        steps: dict[str, list[int]] = {}
-        while time.monotonic() < deadline:
-            try:
-                steps = {entry["run"]: entry["steps"] for entry in json.loads(get(f"{base}/runs"))["runs"]}
-                if steps == {run: list(range(n)) for run, n in EPOCHS.items()}:
-                    break
-            except OSError:
-                pass
-            assert server.poll() is None, (tmp_path / "tensorboard.log").read_text()
-            time.sleep(0.5)
-        assert steps == {run: list(range(n)) for run, n in EPOCHS.items()}
+        assert steps == wanted
         # The wheel carries the frontend's modules.
         assert b"export async function render" in get(f"{base}/static/index.js")
-        assert b"segwatch_viewer" in get(f"http://127.0.0.1:{port}/data/plugins_listing")
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+        assert b"segwatch_viewer" in get(f"{board.url}/data/plugins_listing")
 
 
 def test_the_plugin_imports_neither_tensorflow_nor_the_daemon() -> None:
