@@ -28,17 +28,20 @@ MiB = 1 << 20
 @dataclass(frozen=True)
 class Workload:
     name: str
-    summary: str
     num_classes: int
     palette: str
-    layout: str  # "pair" or "grid"
     panel: tuple[int, int]  # (height, width)
     columns: int
     items: int
-    resize: str  # seed: "stretch" uses tf.image.resize, "letterbox" tf.image.resize_with_pad
+    layout: str = "grid"  # or "pair"
+    resize: str = "stretch"  # seed: "stretch" uses tf.image.resize, "letterbox" tf.image.resize_with_pad
     split_items: bool = False  # one file per item (gt_0.npy, ...) instead of one batch file
     logits: bool = False
     compose: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def summary(self) -> str:
+        return SUMMARIES[self.name]
 
     def compose_config(self) -> dict[str, Any]:
         return {
@@ -55,68 +58,27 @@ class Workload:
         }
 
 
+VOC: dict[str, Any] = {"num_classes": 21, "palette": "voc"}
+CITYSCAPES: dict[str, Any] = {"num_classes": 19, "palette": "cityscapes"}
+SQUARE, WIDE = (256, 256), (256, 512)
+
 WORKLOADS: dict[str, Workload] = {
     w.name: w
     for w in (
-        Workload(
-            "W1",
-            "1 pair 512x512 uint8, VOC 21 + ignore -> one side-by-side image, 256x256 panels",
-            num_classes=21,
-            palette="voc",
-            layout="pair",
-            panel=(256, 256),
-            columns=1,
-            items=1,
-            resize="stretch",
-        ),
-        Workload(
-            "W2",
-            "16 pairs 1024x2048 (gt uint8 + ignore 255, pred int64), Cityscapes 19 -> 4x4 grid, 256x512 panels",
-            num_classes=19,
-            palette="cityscapes",
-            layout="grid",
-            panel=(256, 512),
-            columns=4,
-            items=16,
-            resize="stretch",
-        ),
-        Workload(
-            "W3",
-            "8 pairs, shapes 300-700 px per side, int64, one file per item, VOC 21 -> letterboxed, "
-            "4x2 grid, 256x256 panels",
-            num_classes=21,
-            palette="voc",
-            layout="grid",
-            panel=(256, 256),
-            columns=4,
-            items=8,
-            resize="letterbox",
-            split_items=True,
-        ),
-        Workload(
-            "W4",
-            "64 pairs 512x512 uint8, VOC 21 + ignore -> 8x8 grid, 128x128 panels",
-            num_classes=21,
-            palette="voc",
-            layout="grid",
-            panel=(128, 128),
-            columns=8,
-            items=64,
-            resize="stretch",
-        ),
-        Workload(
-            "W5",
-            "logits (8, 19, 512, 1024) float16 + gt uint8, Cityscapes -> argmax, 4x2 grid, 256x512 panels",
-            num_classes=19,
-            palette="cityscapes",
-            layout="grid",
-            panel=(256, 512),
-            columns=4,
-            items=8,
-            resize="stretch",
-            logits=True,
-        ),
+        Workload("W1", **VOC, panel=SQUARE, columns=1, items=1, layout="pair"),
+        Workload("W2", **CITYSCAPES, panel=WIDE, columns=4, items=16),
+        Workload("W3", **VOC, panel=SQUARE, columns=4, items=8, resize="letterbox", split_items=True),
+        Workload("W4", **VOC, panel=(128, 128), columns=8, items=64),
+        Workload("W5", **CITYSCAPES, panel=WIDE, columns=4, items=8, logits=True),
     )
+}
+SUMMARIES = {
+    "W1": "1 pair 512x512 uint8, VOC 21 + ignore -> one side-by-side image, 256x256 panels",
+    "W2": "16 pairs 1024x2048 (gt uint8 + ignore 255, pred int64), Cityscapes 19 -> 4x4 grid, 256x512 panels",
+    "W3": "8 pairs, shapes 300-700 px per side, int64, one file per item, VOC 21 -> letterboxed, "
+    "4x2 grid, 256x256 panels",
+    "W4": "64 pairs 512x512 uint8, VOC 21 + ignore -> 8x8 grid, 128x128 panels",
+    "W5": "logits (8, 19, 512, 1024) float16 + gt uint8, Cityscapes -> argmax, 4x2 grid, 256x512 panels",
 }
 
 

@@ -10,11 +10,8 @@ loads to the same config.
 
 from __future__ import annotations
 
-import os
-import sys
-from pathlib import Path
-
 import atheris
+from harness import fuzz
 from scratch import scratch_directory
 
 with atheris.instrument_imports(include=["segwatch"]):
@@ -67,17 +64,8 @@ def test_one_input(data: bytes) -> None:
 
 
 def main() -> None:
-    inputs = [arg for arg in sys.argv[1:] if not arg.startswith("-")]
-    if not inputs or os.path.isdir(inputs[0]):  # a file given is a finding to replay: no seeds then
-        seed_dir = Path(inputs[0]) if inputs else SCRATCH / "seeds"
-        seed_dir.mkdir(exist_ok=True)
-        for index, seed in enumerate(SEEDS):
-            # One zero byte per environment key first (no override drawn); the rest is the file.
-            (seed_dir / f"seed-{index}").write_bytes(bytes(len(ENV_KEYS)) + seed)
-        if not inputs:
-            sys.argv.append(str(seed_dir))
-    atheris.Setup(sys.argv, test_one_input)
-    atheris.Fuzz()
+    # One zero byte per environment key first (no override drawn); the rest is the file.
+    fuzz([bytes(len(ENV_KEYS)) + seed for seed in SEEDS], test_one_input, SCRATCH)
 
 
 if __name__ == "__main__":

@@ -13,12 +13,10 @@ MemoryError from a forged shape) would be a crash of the daemon's artifact handl
 from __future__ import annotations
 
 import io
-import os
-import sys
-from pathlib import Path
 
 import atheris
 import numpy as np
+from harness import fuzz
 from scratch import scratch_directory
 
 with atheris.instrument_imports(include=["segwatch"]):
@@ -102,18 +100,7 @@ def test_one_input(data: bytes) -> None:
 
 
 def main() -> None:
-    inputs = [arg for arg in sys.argv[1:] if not arg.startswith("-")]
-    if inputs and os.path.isdir(inputs[0]):
-        for index, seed in enumerate(seeds()):
-            (Path(inputs[0]) / f"seed-{index}").write_bytes(seed)
-    elif not inputs:
-        seed_dir = SCRATCH / "seeds"
-        seed_dir.mkdir()
-        for index, seed in enumerate(seeds()):
-            (seed_dir / f"seed-{index}").write_bytes(seed)
-        sys.argv.append(str(seed_dir))
-    atheris.Setup(sys.argv, test_one_input)
-    atheris.Fuzz()
+    fuzz(seeds(), test_one_input, SCRATCH)
 
 
 if __name__ == "__main__":
