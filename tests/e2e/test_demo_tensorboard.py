@@ -23,29 +23,27 @@ PREFIX = "segwatch"
 TAG = f"{PREFIX}/grid"
 
 
+def run_demo(*flags: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """`segwatch demo` into `dumps` and `tb` under `cwd`."""
+    return subprocess.run(
+        [sys.executable, "-m", "segwatch", "demo", *flags, "--dumps", "dumps", "--logdir", "tb"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 @pytest.fixture(scope="module")
 def demo_logdir(tmp_path_factory) -> Path:
     workdir = tmp_path_factory.mktemp("demo")
-    result = subprocess.run(
-        [sys.executable, "-m", "segwatch", "demo", "--dumps", "dumps", "--logdir", "tb"],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    result = run_demo(cwd=workdir)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"{len(demo.RUNS) * demo.EPOCHS} logged"), result.stdout
     assert "--samples_per_plugin images=1000" in result.stdout
     assert "http://localhost:6006/#segwatch_viewer" in result.stdout
-    again = subprocess.run(
-        [sys.executable, "-m", "segwatch", "demo", "--dumps", "dumps", "--logdir", "tb"],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    again = run_demo(cwd=workdir)
     assert again.returncode == 0 and again.stdout.startswith("0 logged"), again.stdout
     return workdir / "tb"
 
@@ -84,14 +82,7 @@ def test_both_runs_show_the_same_input_images_for_the_same_items(demo_logdir):
 @pytest.mark.timeout(180)
 def test_live_demo_shows_a_daemon_following_a_training_job(tmp_path):
     started = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, "-m", "segwatch", "demo", "--live", "--dumps", "dumps", "--logdir", "tb"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=150,
-        check=False,
-    )
+    result = run_demo("--live", cwd=tmp_path, timeout=150)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"{len(demo.RUNS) * demo.EPOCHS} epochs written"), result.stdout
     assert "--samples_per_plugin images=1000" in result.stdout
