@@ -377,7 +377,7 @@ def test_kill_9_at_random_instants_repeats_and_misses_nothing(tmp_path, children
     # About as long as the cycles take on an idle machine; capped, so a busy machine does not make a backlog
     # (and a read-back) many times larger.
     producer = children.producer(
-        "--mode", "rename-dir", "--runs", "a,b", "--interval", "0.2", "--count", "100"
+        "--mode", "rename-dir", "--runs", "a,b", "--interval", "0.5", "--count", "40"
     )
     cycles, mid_backlog = 3, 0
     for cycle in range(cycles):
