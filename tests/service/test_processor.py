@@ -22,11 +22,13 @@ import pytest
 import yaml
 
 from segwatch.config import Config, load_config
+from segwatch.errors import Outcome
 from segwatch.intake.layout import Artifact
 from segwatch.output.ledger import Ledger
 from segwatch.output.recovery import reconcile
 from segwatch.output.sink import EVENT_FILE_MARK, EventSink, run_directory
-from segwatch.service.processor import Outcome, Processor
+from segwatch.plan import build_plan
+from segwatch.service.processor import Processor
 from segwatch.summaries import Summary
 
 from conftest import raw_record_counts, read_event_tensors
@@ -172,14 +174,12 @@ def artifacts(root: Path) -> list[Artifact]:
 
 def run_pass(config: Config, crash: Crash | None) -> bool:
     """One process's life over the logdir: start-up recovery, then every artifact; True if it died."""
-    from segwatch.render.pipeline import Renderer
-
     logdir = config.tensorboard.logdir
     ledger = DyingLedger.open(logdir)
     ledger.crash = crash
     sink = DyingSink(EventSink(logdir), crash)
     try:
-        processor = Processor(Renderer(config), sink, ledger, reconcile(ledger, logdir))
+        processor = Processor(build_plan(config), sink, ledger, reconcile(ledger, logdir))
         for artifact in artifacts(Path(config.watch.root)):
             assert processor.process(artifact).outcome in (Outcome.LOGGED, Outcome.DONE)
     except ProcessDied:
