@@ -12,9 +12,8 @@ from pathlib import Path
 from segwatch.config import Config
 from segwatch.errors import ArtifactError, NotReadyError
 from segwatch.fingerprints import set_aside_fingerprint
+from segwatch.intake.files import check_dump_file, root_for
 from segwatch.intake.layout import TRIGGER, Artifact, ArtifactKey, DumpLayout, Pending
-from segwatch.intake.npy import check_complete
-from segwatch.intake.npz import check_archive, is_archive
 from segwatch.output.ledger import Ledger, open_ledger
 from segwatch.plan import RunPlan, build_plan
 from segwatch.service.discovery import Keyed, group, scan
@@ -188,19 +187,11 @@ def _fresh_status(config: Config, plan: RunPlan, artifact: Artifact, ledger: Led
     last = ledger.last_epoch(run)
     if last is not None and epoch < last:
         return f"complete but late: epoch {last} is already logged, so this one is skipped"
-    caps = {"max_file_bytes": plan.caps.max_file_bytes, "max_pixels": plan.caps.max_pixels}
     for role, paths in sorted(artifact.files.items()):
         for path in paths:
             try:
-                if is_archive(path):
-                    check_archive(
-                        Path(path),
-                        [artifact.members.get(role, role)],
-                        max_file_bytes=plan.caps.max_file_bytes,
-                        max_pixels=plan.caps.max_pixels,
-                    )
-                else:
-                    check_complete(Path(path), **caps)
+                root = root_for(path, plan.root, plan.fixed_paths)
+                check_dump_file(Path(path), artifact.members.get(role), caps=plan.caps, root=root)
             except NotReadyError as exc:
                 return f"waiting: {exc}"
             except ArtifactError as exc:

@@ -8,8 +8,10 @@ import zipfile
 import numpy as np
 import pytest
 
+from segwatch.caps import Caps
 from segwatch.errors import ArtifactError, NotReadyError
-from segwatch.intake.npz import check_archive, load_dump_file, load_member
+from segwatch.intake.files import check_dump_file, load_dump_file
+from segwatch.intake.npz import check_archive, load_member
 
 CAPS = {"max_file_bytes": 1 << 20, "max_pixels": 1 << 20}
 
@@ -22,7 +24,9 @@ def test_members_load_exactly(tmp_path, save):
     save(path, gt=gt, pred=pred)
     assert set(check_archive(path, ["gt", "pred"], **CAPS)) == {"gt", "pred"}
     np.testing.assert_array_equal(load_member(path, "gt", **CAPS), gt)
-    np.testing.assert_array_equal(load_dump_file(path, "pred", **CAPS), pred)
+    caps = Caps(**CAPS)
+    np.testing.assert_array_equal(load_dump_file(path, "pred", caps=caps, root=tmp_path), pred)
+    assert check_dump_file(path, "pred", caps=caps, root=tmp_path).shape == pred.shape
 
 
 def test_a_pickled_member_is_refused(tmp_path):

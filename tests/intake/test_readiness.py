@@ -3,6 +3,7 @@ import os
 import numpy as np
 import pytest
 
+from segwatch.caps import Caps
 from segwatch.intake.layout import DumpLayout
 from segwatch.intake.readiness import Readiness
 
@@ -22,10 +23,15 @@ def clock():
     return Clock()
 
 
-def make(clock, **kwargs):
+# Caps no dump here comes near: a header's promise is then only ever waited for.
+UNBOUNDED = Caps(max_file_bytes=2**63 - 1, max_pixels=2**63 - 1)
+
+
+def make(clock, root, **kwargs):
     kwargs.setdefault("settle", 0.2)
     kwargs.setdefault("incomplete_timeout", 5.0)
-    return Readiness(("gt", "pred"), clock=clock, **kwargs)
+    kwargs.setdefault("caps", UNBOUNDED)
+    return Readiness(("gt", "pred"), clock=clock, root=root, **kwargs)
 
 
 def save(root, relative, array, *, age=0.0):
@@ -46,7 +52,7 @@ def note_all(readiness, root):
 
 
 def test_fresh_files_wait_for_the_settle_window(tmp_path, clock):
-    readiness = make(clock)
+    readiness = make(clock, tmp_path)
     save(tmp_path, "r/epoch_1/gt.npy", np.zeros((4, 4), np.uint8))
     save(tmp_path, "r/epoch_1/pred.npy", np.zeros((4, 4), np.uint8))
     note_all(readiness, tmp_path)
@@ -60,7 +66,7 @@ def test_fresh_files_wait_for_the_settle_window(tmp_path, clock):
 
 def test_files_renamed_into_place_wait_one_window_however_old_their_mtime(tmp_path, clock):
     # An mtime 10 minutes behind (a server's clock, or a producer's utime) says nothing about our clock.
-    readiness = make(clock)
+    readiness = make(clock, tmp_path)
     save(tmp_path, "r/epoch_1/gt.npy", np.zeros((4, 4), np.uint8), age=600)
     save(tmp_path, "r/epoch_1/pred.npy", np.zeros((4, 4), np.uint8), age=600)
     note_all(readiness, tmp_path)
@@ -71,7 +77,7 @@ def test_files_renamed_into_place_wait_one_window_however_old_their_mtime(tmp_pa
 
 
 def test_a_preallocated_file_filled_under_an_old_mtime_restarts_the_window(tmp_path, clock):
-    readiness = make(clock)
+    readiness = make(clock, tmp_path)
     save(tmp_path, "r/epoch_1/gt.npy", np.ones((64, 64), np.uint8), age=600)
     pred_path = tmp_path / "r/epoch_1/pred.npy"
     pred = np.lib.format.open_memmap(
@@ -92,7 +98,7 @@ def test_a_preallocated_file_filled_under_an_old_mtime_restarts_the_window(tmp_p
 
 
 def test_an_unreadable_epoch_is_retried_with_backoff_and_reported_once(tmp_path, clock, caplog):
-    readiness = make(clock)
+    readiness = make(clock, tmp_path)
     save(tmp_path, "r/epoch_1/gt.npy", np.zeros((4, 4), np.uint8))
     save(tmp_path, "r/epoch_1/pred.npy", np.zeros((4, 4), np.uint8))
     note_all(readiness, tmp_path)
@@ -107,7 +113,7 @@ def test_an_unreadable_epoch_is_retried_with_backoff_and_reported_once(tmp_path,
 
 
 def test_a_change_restarts_the_settle_window(tmp_path, clock):
-    readiness = make(clock)
+    readiness = make(clock, tmp_path)
     save(tmp_path, "r/epoch_1/gt.npy", np.zeros((4, 4), np.uint8))
     pred = save(tmp_path, "r/epoch_1/pred.npy", np.zeros((4, 4), np.uint8))
     note_all(readiness, tmp_path)
@@ -123,7 +129,7 @@ def test_a_change_restarts_the_settle_window(tmp_path, clock):
 
 
 def test_missing_role_waits_for_a_hint(tmp_path, clock):
-    readiness = make(clock)
+    readiness = make(clock, tmp_path)
     save(tmp_path, "r/epoch_1/gt.npy", np.zeros((4, 4), np.uint8), age=5)
     note_all(readiness, tmp_path)
     clock.now += 10
@@ -136,7 +142,7 @@ def test_missing_role_waits_for_a_hint(tmp_path, clock):
 
 
 def test_short_file_is_rechecked_slowly_then_reported_once(tmp_path, clock, caplog):
-    readiness = make(clock, incomplete_timeout=3.0)
+    readiness = make(clock, tmp_path, incomplete_timeout=3.0)
     save(tmp_path, "r/epoch_1/gt.npy", np.zeros((4, 4), np.uint8), age=5)
     pred = save(tmp_path, "r/epoch_1/pred.npy", np.zeros((64, 64), np.uint8), age=5)
     with open(pred, "r+b") as handle:  # a writer that stopped half way
@@ -155,7 +161,7 @@ def test_short_file_is_rechecked_slowly_then_reported_once(tmp_path, clock, capl
 
 
 def test_newer_epoch_waits_while_an_older_one_is_still_being_written(tmp_path, clock):
-    readiness = make(clock)
+    readiness = make(clock, tmp_path)
     save(tmp_path, "r/epoch_1/gt.npy", np.zeros((4, 4), np.uint8))  # epoch 1 still lacks pred
     save(tmp_path, "r/epoch_2/gt.npy", np.zeros((4, 4), np.uint8), age=5)
     save(tmp_path, "r/epoch_2/pred.npy", np.zeros((4, 4), np.uint8), age=5)
@@ -184,9 +190,11 @@ def forged_npy(path, shape):
     os.utime(path, (1.0, 1.0))
 
 
-@pytest.mark.parametrize(("caps", "handed_over"), [({}, False), ({"max_file_bytes": 1 << 20}, True)])
+@pytest.mark.parametrize(
+    ("caps", "handed_over"), [(UNBOUNDED, False), (Caps(max_file_bytes=1 << 20, max_pixels=2**63 - 1), True)]
+)
 def test_header_promising_terabytes_is_refused_not_waited_for(tmp_path, clock, caps, handed_over):
-    readiness = make(clock, **caps)
+    readiness = make(clock, tmp_path, caps=caps)
     save(tmp_path, "r/epoch_1/gt.npy", np.zeros((4, 4), np.uint8), age=5)
     forged_npy(tmp_path / "r/epoch_1/pred.npy", (10**6, 10**6))
     note_all(readiness, tmp_path)
@@ -195,3 +203,25 @@ def test_header_promising_terabytes_is_refused_not_waited_for(tmp_path, clock, c
     # Without caps it looks like a file still being written; with them it goes to the processor at once,
     # which sets the epoch aside naming the reason.
     assert len(readiness.ready()) == (1 if handed_over else 0)
+
+
+def test_an_archive_symlinked_from_outside_the_root_is_refused_unread(tmp_path, clock, caplog):
+    # The archive outside the root is still being written (no directory yet): whatever it holds, reading it
+    # would make the epoch wait for it. Refused unread, the epoch goes to the processor, which sets it aside
+    # naming the reason, instead of waiting on a file the daemon must never read.
+    root, outside = tmp_path / "dumps", tmp_path / "outside"
+    outside.mkdir()
+    (outside / "epoch_1.npz").write_bytes(b"PK\x03\x04" + bytes(64))
+    (root / "r").mkdir(parents=True)
+    link = root / "r" / "epoch_1.npz"
+    link.symlink_to(outside / "epoch_1.npz")
+    layout = DumpLayout("{run}/epoch_{epoch}.npz:{role}", required_roles=("gt", "pred"))
+    readiness = make(clock, root, layout=layout, caps=Caps(max_file_bytes=1 << 20, max_pixels=1 << 20))
+    for key in layout.keys("r/epoch_1.npz"):
+        readiness.note(key, str(link))
+    assert readiness.ready() == []
+    clock.now += 0.25
+    assert [(a.run, a.epoch) for a in readiness.ready()] == [("r", 1)]
+    clock.now += 10
+    readiness.ready()
+    assert not [r for r in caplog.records if "still incomplete" in r.getMessage()]

@@ -1,7 +1,10 @@
-"""An artifact's files → its arrays, per role: the one place dump files are opened for rendering.
+"""Dump files → arrays: the one entry for reading them, whether `.npy` files or members of `.npz` archives.
 
-Every read is bounded by the caps and confined to the dump root; only the configured fixed files (a shared
-validation ground truth may live anywhere) are read from outside it.
+Every look at a dump file goes through here, whether it only asks "is it whole?" (readiness, explain) or
+reads the array (the processor): each is bounded by the caps and confined to the dump root, so a symlink that
+leads out of the root is refused before anything behind it is opened. Only the configured fixed files (a
+shared validation ground truth may live anywhere) are read from outside it, and only when the caller names
+them (`root_for`).
 """
 
 from __future__ import annotations
@@ -12,10 +15,51 @@ from pathlib import Path
 from segwatch.caps import Caps
 from segwatch.errors import ArtifactError
 from segwatch.intake.filearrays import ReadSession, Stored
-from segwatch.intake.layout import Artifact
-from segwatch.intake.npz import load_dump_file
+from segwatch.intake.layout import ARCHIVE_SUFFIX, Artifact
+from segwatch.intake.npy import NpyHeader, check_complete, load_array, open_array
+from segwatch.intake.npz import check_archive, load_member
 
-__all__ = ["load_artifact"]
+__all__ = ["check_dump_file", "is_archive", "load_artifact", "load_dump_file", "root_for"]
+
+
+def is_archive(path: str | Path) -> bool:
+    return str(path).endswith(ARCHIVE_SUFFIX)
+
+
+def root_for(path: str, root: Path, fixed: Collection[str]) -> Path | None:
+    """The root `path` must stay inside: the dump root, or none for a configured fixed file."""
+    return None if path in fixed else root
+
+
+def check_dump_file(path: Path, member: str | None, *, caps: Caps, root: Path | None) -> NpyHeader:
+    """The header of the array a dump file holds, once the file is whole; no array data is read.
+
+    Raises NotReadyError while the file (or the archive) is still being written, ArtifactError for a file
+    that is bad for good: over a cap, outside `root`, not an array.
+    """
+    if member is None and not is_archive(path):
+        return check_complete(path, root, max_file_bytes=caps.max_file_bytes, max_pixels=caps.max_pixels)
+    name = member or path.stem
+    headers = check_archive(
+        path, [name], max_file_bytes=caps.max_file_bytes, max_pixels=caps.max_pixels, root=root
+    )
+    return headers[name]
+
+
+def load_dump_file(
+    path: Path, member: str | None, *, caps: Caps, root: Path | None, reads: ReadSession | None = None
+) -> Stored:
+    """The array a dump file holds: a `.npy` file, or the member `member` of an `.npz` archive.
+
+    With `reads`, a `.npy` file stays on disk as a FileArray read by offset (its descriptor owned by `reads`);
+    without, and for archive members, the array is read into memory.
+    """
+    limits = {"max_file_bytes": caps.max_file_bytes, "max_pixels": caps.max_pixels}
+    if member is None and not is_archive(path):
+        if reads is not None:
+            return open_array(path, reads, root=root, **limits)
+        return load_array(path, root=root, **limits)
+    return load_member(path, member or path.stem, root=root, **limits)
 
 
 def load_artifact(
@@ -37,9 +81,8 @@ def load_artifact(
             load_dump_file(
                 Path(path),
                 artifact.members.get(role),
-                max_file_bytes=caps.max_file_bytes,
-                max_pixels=caps.max_pixels,
-                root=None if path in fixed else root,
+                caps=caps,
+                root=root_for(path, root, fixed),
                 reads=reads,
             )
             for path in paths

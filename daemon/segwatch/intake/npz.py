@@ -5,6 +5,8 @@ checked here, numpy's loader is never called), every size is checked against the
 decompressed (a zip bomb is refused from its directory alone, and decompression stops at the size the directory
 promised), and an archive still being written is "not ready", not corrupt.
 
+Read through files.py, the one entry for `.npy` files and archive members alike.
+
 An archive is written front to back: local entries first, the central directory last. A file that starts like
 a zip archive but has no end-of-directory record yet is still being written.
 """
@@ -22,15 +24,12 @@ from typing import BinaryIO
 import numpy as np
 
 from segwatch.errors import ArtifactError, NotReadyError
-from segwatch.intake.filearrays import RETRYABLE_ERRNOS, ReadSession, Stored, os_error
-from segwatch.intake.layout import ARCHIVE_SUFFIX
+from segwatch.intake.filearrays import RETRYABLE_ERRNOS, os_error
 from segwatch.intake.npy import (
     NpyHeader,
     _check_caps,
     _open_regular_file,
     _read_header,
-    load_array,
-    open_array,
 )
 
 _LOCAL_ENTRY = b"PK\x03\x04"
@@ -38,33 +37,6 @@ _END_OF_DIRECTORY = b"PK\x05\x06"
 # The end-of-directory record is 22 bytes plus a comment of at most 64 KiB.
 _TAIL_BYTES = 22 + 65535
 _METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated"}
-
-
-def is_archive(path: str | Path) -> bool:
-    return str(path).endswith(ARCHIVE_SUFFIX)
-
-
-def load_dump_file(
-    path: Path,
-    member: str | None,
-    *,
-    max_file_bytes: int,
-    max_pixels: int,
-    root: Path | None = None,
-    reads: ReadSession | None = None,
-) -> Stored:
-    """The array a dump file holds: a `.npy` file, or the member `member` of an `.npz` archive.
-
-    With `reads`, a `.npy` file stays on disk as a FileArray read by offset (its descriptor owned by `reads`);
-    without, and for archive members, the array is read into memory.
-    """
-    if member is None and not is_archive(path):
-        if reads is not None:
-            return open_array(path, reads, max_file_bytes=max_file_bytes, max_pixels=max_pixels, root=root)
-        return load_array(path, max_file_bytes=max_file_bytes, max_pixels=max_pixels, root=root)
-    return load_member(
-        path, member or path.stem, max_file_bytes=max_file_bytes, max_pixels=max_pixels, root=root
-    )
 
 
 def check_archive(

@@ -19,10 +19,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from segwatch.caps import Caps
 from segwatch.errors import ArtifactError, NotReadyError, RetryableError
+from segwatch.intake.files import check_dump_file
 from segwatch.intake.layout import TRIGGER, Artifact, ArtifactKey, DumpLayout, group_artifacts
-from segwatch.intake.npy import check_complete
-from segwatch.intake.npz import check_archive, is_archive
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +61,10 @@ class Readiness:
         *,
         settle: float,
         incomplete_timeout: float,
+        caps: Caps,
+        root: Path,
         fixed_files: Mapping[str, str] | None = None,
-        max_file_bytes: int | None = None,
-        max_pixels: int | None = None,
         layout: DumpLayout | None = None,
-        root: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.required_roles = tuple(required_roles)
@@ -76,8 +75,8 @@ class Readiness:
         self.settle = settle
         self.incomplete_timeout = incomplete_timeout
         # With the caps, a forged header promising terabytes is refused at once instead of waited for.
-        self._caps = {"max_file_bytes": max_file_bytes, "max_pixels": max_pixels}
-        # A header behind a symlink that leaves the root is not even read.
+        self.caps = caps
+        # A header behind a symlink that leaves the root is not even read, for `.npy` and `.npz` alike.
         self.root = root
         # A ready epoch waits while an older epoch of its run is still being written, so that epochs written
         # back to back are logged in order instead of the older one arriving "late".
@@ -216,15 +215,7 @@ class Readiness:
             if key.role == TRIGGER:
                 continue
             try:
-                if is_archive(path):
-                    check_archive(
-                        Path(path),
-                        [members.get(key.role, key.role)],
-                        max_file_bytes=self._caps["max_file_bytes"],
-                        max_pixels=self._caps["max_pixels"],
-                    )
-                else:
-                    check_complete(Path(path), self.root, **self._caps)
+                check_dump_file(Path(path), members.get(key.role), caps=self.caps, root=self.root)
             except RetryableError:
                 # Unreadable for now: the processor's read meets it too and puts the epoch on backoff.
                 continue

@@ -114,11 +114,10 @@ class Session:
             self.plan.required_roles,
             settle=config.watch.settle,
             incomplete_timeout=config.watch.incomplete_timeout,
-            fixed_files=self.plan.fixed_files,
-            max_file_bytes=config.limits.max_file_bytes,
-            max_pixels=config.limits.max_pixels,
-            layout=self.layout,
+            caps=self.plan.caps,
             root=self.root,
+            fixed_files=self.plan.fixed_files,
+            layout=self.layout,
         )
         self.locks = locks
         self.reporter = reporter
