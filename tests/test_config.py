@@ -251,6 +251,17 @@ def test_the_error_names_the_file_and_counts_the_problems(write_config: WriteCon
             "boundary, got []",
         ),
         ({"compose": {"layout": "mosaic"}}, "compose.layout: expected one of pair, grid, got 'mosaic'"),
+        # The composer's options are no longer checked again: these are refused here, or nowhere.
+        ({"compose": {"resize": "crop"}}, "compose.resize: expected one of letterbox, stretch, got 'crop'"),
+        (
+            {"compose": {"panels": ["gt", "heatmap"]}},
+            "compose.panels: expected a non-empty list of distinct panels from image, gt, pred, overlay, error, "
+            "boundary, got ['gt', 'heatmap']",
+        ),
+        (
+            {"compose": {"overlay_alpha": 1.0}},
+            "compose.overlay_alpha: expected a number between 0 and 1 (exclusive), got 1.0",
+        ),
         ({"compose": {"class_axis": 1}}, "compose.class_axis: expected one of first, last, got 1"),
         (
             {"compose": {"ignore_index": "none"}},

@@ -108,10 +108,3 @@ def test_unknown_class_id_names_the_file() -> None:
     pred[1, 1] = 7
     with pytest.raises(ArtifactError, match=r"pred\.npy: class id 7 outside \[0, 3\)"):
         compose_grid([Item(gt, pred, None, files={"pred": "pred.npy"})], SPACE, options("error"))
-
-
-def test_options_refuse_unknown_panels_and_bad_alpha() -> None:
-    with pytest.raises(ValueError, match="panels"):
-        options("heatmap")
-    with pytest.raises(ValueError, match="overlay_alpha"):
-        options("overlay", alpha=1.5)

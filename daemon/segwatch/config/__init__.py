@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from segwatch.config.drawing import ComposeConfig, MetricsConfig, ViewerConfig
 from segwatch.config.inputs import LimitsConfig, WatchConfig
-from segwatch.config.kinds import IMAGE_PANELS, resolve_under
+from segwatch.config.kinds import resolve_under
 from segwatch.config.loading import ENV_PREFIX, config_from_mapping, load_config
 from segwatch.config.model import Config
 from segwatch.config.running import HttpConfig, ServiceConfig, TensorBoardConfig
 from segwatch.config.yamltext import MAX_YAML_VALUES, render_config
+from segwatch.render.compose import IMAGE_PANELS
 
 __all__ = [
     "ENV_PREFIX",

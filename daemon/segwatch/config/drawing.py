@@ -11,7 +11,6 @@ from segwatch.config.kinds import (
     Layout,
     Legend,
     PaletteSpec,
-    Panel,
     Resize,
     Select,
     columns_or_auto,
@@ -20,12 +19,20 @@ from segwatch.config.kinds import (
     one_of,
     optional_integer,
     panel_size,
-    panels_list,
     shown,
     unit_interval,
 )
+from segwatch.render.compose import RESIZE_MODES, check_panels
+from segwatch.render.indexspace import check_ignore_index
 from segwatch.render.items import ClassAxis, PredKind
 from segwatch.render.palettes import build_palette
+
+
+def panels_list(value: object) -> tuple[str, ...]:
+    try:
+        return check_panels(value)
+    except ValueError as exc:
+        raise ValueError(f"{exc}, got {shown(value)}") from None
 
 
 class ComposeConfig(BaseModel):
@@ -37,7 +44,7 @@ class ComposeConfig(BaseModel):
         default="grid",
         description="grid: one image per epoch tiling up to max_items items; pair: one image per item.",
     )
-    panels: Annotated[tuple[Panel, ...], BeforeValidator(panels_list)] = Field(
+    panels: Annotated[tuple[str, ...], BeforeValidator(panels_list)] = Field(
         default=("gt", "pred"),
         description="The panels of one item, left to right: an ordered, non-empty subset of image, gt, pred, "
         "overlay (prediction blended on the image), error (wrong pixels red) and boundary (prediction "
@@ -46,7 +53,7 @@ class ComposeConfig(BaseModel):
     size: Annotated[tuple[int, int], BeforeValidator(panel_size)] = Field(
         default=(256, 256), description="Panel height and width in pixels: two positive integers."
     )
-    resize: Annotated[Resize, one_of(Resize)] = Field(
+    resize: Annotated[Resize, one_of(RESIZE_MODES)] = Field(
         default="letterbox",
         description="letterbox keeps the aspect ratio and pads; stretch fills the panel. Label maps are "
         "always resized with nearest-neighbour sampling, so no class is invented.",
@@ -156,13 +163,10 @@ class ComposeConfig(BaseModel):
     @field_validator("ignore_index", mode="after")
     @classmethod
     def _ignore_index_is_no_class(cls, value: int | None, info: ValidationInfo) -> int | None:
-        # The renderer keeps ignore apart from the classes; checked here so check-config and a reload say so.
+        # The renderer's own check, so check-config and a reload refuse what rendering would.
         num_classes = info.data.get("num_classes")
-        if value is not None and num_classes is not None and 0 <= value < num_classes:
-            raise ValueError(
-                f"expected an id outside the classes 0..{num_classes - 1} (compose.num_classes), or null; "
-                f"got {value}, which is also a class id"
-            )
+        if num_classes is not None:
+            check_ignore_index(value, num_classes)
         return value
 
 

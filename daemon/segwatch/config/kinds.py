@@ -19,9 +19,6 @@ from segwatch.units import format_count, format_duration, format_size, parse_cou
 
 Observer = Literal["auto", "inotify", "polling"]
 Layout = Literal["pair", "grid"]
-Panel = Literal["image", "gt", "pred", "overlay", "error", "boundary"]
-# Panels drawn over the input image: listing one makes an image file part of every epoch.
-IMAGE_PANELS: tuple[str, ...] = ("image", "overlay")
 Legend = Literal["none", "present", "all"]
 Select = Literal["first", "worst", "random"]
 Resize = Literal["letterbox", "stretch"]
@@ -45,7 +42,8 @@ def shown(value: object) -> str:
 
 
 def one_of(kind: object) -> BeforeValidator:
-    choices = get_args(kind)
+    """One of a Literal's values, or of a tuple of words a pure module owns."""
+    choices = kind if isinstance(kind, tuple) else get_args(kind)
 
     def check(value: object) -> object:
         if not isinstance(value, str) or value not in choices:
@@ -121,20 +119,6 @@ def panel_size(value: object) -> tuple[int, int]:
     ):
         raise ValueError(f"expected two positive integers, got {shown(value)}")
     return value[0], value[1]
-
-
-def panels_list(value: object) -> tuple[str, ...]:
-    choices = get_args(Panel)
-    if (
-        not isinstance(value, list | tuple)
-        or not value
-        or not all(isinstance(panel, str) and panel in choices for panel in value)
-        or len(set(value)) != len(value)
-    ):
-        raise ValueError(
-            f"expected a non-empty list of distinct panels from {', '.join(choices)}, got {shown(value)}"
-        )
-    return tuple(value)
 
 
 def unit_interval(value: object) -> float:

@@ -6,9 +6,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from segwatch.config.drawing import ComposeConfig, MetricsConfig, ViewerConfig
 from segwatch.config.inputs import LimitsConfig, WatchConfig
-from segwatch.config.kinds import IMAGE_PANELS, shown
+from segwatch.config.kinds import shown
 from segwatch.config.running import HttpConfig, ServiceConfig, TensorBoardConfig
 from segwatch.intake.layout import DumpLayout
+from segwatch.render.compose import IMAGE_PANELS
 
 __all__ = ["Config"]
 

@@ -32,6 +32,7 @@ __all__ = [
     "Panel",
     "Resize",
     "check_item",
+    "check_panels",
     "compose_grid",
     "compose_pair",
     "content_box",
@@ -52,6 +53,21 @@ Resize = Literal["letterbox", "stretch"]
 RESIZE_MODES: tuple[str, ...] = get_args(Resize)
 
 
+def check_panels(panels: object) -> tuple[str, ...]:
+    """The panels of one item as the composer draws them: a non-empty sequence of distinct names from PANELS.
+
+    The config validates `compose.panels` with this, once; ComposeOptions built from the plan trusts it.
+    """
+    if (
+        not isinstance(panels, list | tuple)
+        or not panels
+        or not all(isinstance(panel, str) and panel in PANELS for panel in panels)
+        or len(set(panels)) != len(panels)
+    ):
+        raise ValueError(f"expected a non-empty list of distinct panels from {', '.join(PANELS)}")
+    return tuple(panels)
+
+
 @dataclass(frozen=True)
 class ComposeOptions:
     panel_size: tuple[int, int]  # (height, width) of each panel
@@ -65,17 +81,12 @@ class ComposeOptions:
         height, width = self.panel_size
         if height < 1 or width < 1:
             raise ValueError(f"panel_size must be two positive ints (height, width), got {self.panel_size}")
-        if self.resize not in RESIZE_MODES:
-            raise ValueError(f"resize must be 'letterbox' or 'stretch', got {self.resize!r}")
-        unknown = [p for p in self.panels if p not in PANELS]
-        if not self.panels or unknown or len(set(self.panels)) != len(self.panels):
-            raise ValueError(f"panels must be distinct names from {PANELS}, got {self.panels}")
+        # panels, resize and overlay_alpha come from the config, which checked them (check_panels, RESIZE_MODES,
+        # a unit interval); the size, columns and gutter are the layout's, worked out per epoch.
         if self.columns < 1:
             raise ValueError(f"columns must be at least 1, got {self.columns}")
         if self.gutter < 0:
             raise ValueError(f"gutter must be >= 0, got {self.gutter}")
-        if not 0 < self.overlay_alpha < 1:
-            raise ValueError(f"overlay_alpha must be in (0, 1), got {self.overlay_alpha}")
 
 
 def content_box(

@@ -40,6 +40,16 @@ def _reserved_colours(palette: np.ndarray) -> np.ndarray:
     return np.concatenate(chosen)
 
 
+def check_ignore_index(ignore_index: int | None, num_classes: int) -> None:
+    """ignore_index must be no class id: it gets a reserved index of its own, apart from the classes' (the
+    config calls this too, so `check-config` refuses what the renderer would)."""
+    if ignore_index is not None and 0 <= ignore_index < num_classes:
+        raise ValueError(
+            f"expected an id outside the classes 0..{num_classes - 1} (compose.num_classes), or null; "
+            f"got {ignore_index}, which is also a class id"
+        )
+
+
 @dataclass(frozen=True, eq=False)
 class IndexSpace:
     """Class ids plus reserved indices that cannot collide with one: ignore → num_classes, pad → + 1,
@@ -53,11 +63,7 @@ class IndexSpace:
     def __post_init__(self) -> None:
         if self.num_classes < 1:
             raise ValueError(f"num_classes must be at least 1, got {self.num_classes}")
-        if self.ignore_index is not None and 0 <= self.ignore_index < self.num_classes:
-            raise ValueError(
-                f"ignore_index {self.ignore_index} is also a class id in [0, {self.num_classes}); "
-                "choose an ignore_index outside the class range, or none"
-            )
+        check_ignore_index(self.ignore_index, self.num_classes)
         palette = np.asarray(self.palette)
         if palette.shape != (self.num_classes, 3):
             raise ValueError(f"palette must have shape ({self.num_classes}, 3), got {palette.shape}")

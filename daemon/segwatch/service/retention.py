@@ -30,7 +30,7 @@ from segwatch.output.ledger import Ledger
 from segwatch.units import run_label
 
 if TYPE_CHECKING:
-    from segwatch.config import Config
+    from segwatch.config.model import Config
     from segwatch.plan import RunPlan
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from segwatch.config import Config
+from segwatch.config.model import Config
 from segwatch.errors import Outcome, SinkError
 from segwatch.intake.coverage import Coverage
 from segwatch.intake.layout import Artifact, ArtifactKey
