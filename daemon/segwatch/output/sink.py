@@ -141,9 +141,6 @@ class EventSink:
             raise
         self._last_step[run] = step
 
-    def open_writers(self) -> int:
-        return len(self._writers)
-
     def close_idle(self, idle: float) -> int:
         """Close the writers of runs that wrote nothing for `idle` seconds; their next epoch opens a new file."""
         cutoff = self._clock() - idle
