@@ -8,11 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 
 from segwatch.config.kinds import (
-    Layout,
-    Legend,
     PaletteSpec,
-    Resize,
-    Select,
     columns_or_auto,
     flag,
     integer,
@@ -23,6 +19,7 @@ from segwatch.config.kinds import (
     unit_interval,
 )
 from segwatch.render.compose import RESIZE_MODES, check_panels
+from segwatch.render.epochplan import Layout, Legend, Resize, Select
 from segwatch.render.indexspace import check_ignore_index
 from segwatch.render.items import ClassAxis, PredKind
 from segwatch.render.palettes import build_palette

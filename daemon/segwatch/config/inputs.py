@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 
 from segwatch.config.kinds import (
     Bytes,
     Count,
-    Observer,
     PositiveSeconds,
     Seconds,
     base_dir,
@@ -23,7 +22,8 @@ from segwatch.config.kinds import (
     retention_count,
     shown,
 )
-from segwatch.intake.patterns import DEFAULT_PATTERN, check_pattern
+from segwatch.intake.observers import ObserverChoice
+from segwatch.intake.patterns import DEFAULT_PATTERN, StepFrom, check_pattern
 from segwatch.output.storage import is_url
 
 
@@ -59,12 +59,12 @@ class WatchConfig(BaseModel):
         "'{run}/checkpoints/ckpt-{epoch}.index' or a marker '{run}/epoch_{epoch}/_SUCCESS'; its arrays are "
         "then read at once (no settle window), or null.",
     )
-    step_from: Annotated[Literal["epoch", "step"], one_of(Literal["epoch", "step"])] = Field(
+    step_from: Annotated[StepFrom, one_of(StepFrom)] = Field(
         default="epoch",
         description="Which number of the path orders epochs and is the TensorBoard step: epoch ({epoch}) or "
         "step ({step}); every per-epoch pattern must contain it.",
     )
-    observer: Annotated[Observer, one_of(Observer)] = Field(
+    observer: Annotated[ObserverChoice, one_of(ObserverChoice)] = Field(
         default="auto",
         description="How changes are noticed: inotify, polling, or auto (polling on network and FUSE "
         "filesystems, where inotify misses other machines' writes).",

@@ -9,7 +9,7 @@ import re
 import reprlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Literal, get_args
+from typing import Annotated, get_args
 
 from pydantic import BeforeValidator, PlainSerializer, ValidationInfo
 
@@ -17,11 +17,6 @@ from segwatch.intake.patterns import check_pattern
 from segwatch.output.storage import URL_SCHEME
 from segwatch.units import format_count, format_duration, format_size, parse_count, parse_duration, parse_size
 
-Observer = Literal["auto", "inotify", "polling"]
-Layout = Literal["pair", "grid"]
-Legend = Literal["none", "present", "all"]
-Select = Literal["first", "worst", "random"]
-Resize = Literal["letterbox", "stretch"]
 PaletteSpec = str | tuple[tuple[int, int, int], ...]
 
 

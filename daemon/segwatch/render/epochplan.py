@@ -12,7 +12,13 @@ from typing import Literal
 from segwatch.render.indexspace import IndexSpace
 from segwatch.render.items import ClassAxis, PredKind
 
-__all__ = ["EpochPlan"]
+__all__ = ["EpochPlan", "Layout", "Legend", "Resize", "Select"]
+
+# The words of the picture, owned here and used by the config to check what people write.
+Layout = Literal["pair", "grid"]  # one picture per item, or one grid of them per epoch
+Select = Literal["first", "worst", "random"]  # which items are shown
+Legend = Literal["none", "present", "all"]  # which classes the legend lists
+Resize = Literal["letterbox", "stretch"]  # render.compose.RESIZE_MODES as a type
 
 
 @dataclass(frozen=True, eq=False)
@@ -29,18 +35,18 @@ class EpochPlan:
     threshold: float
     volume_slices: int  # 0: arrays are batches of 2-D items, not volumes
     # The picture.
-    layout: Literal["pair", "grid"]
+    layout: Layout
     panels: tuple[str, ...]
     panel_size: tuple[int, int]  # (height, width)
-    resize: Literal["letterbox", "stretch"]
+    resize: Resize
     columns: int | None  # None: chosen for the picture's aspect (compose.columns: auto)
     max_width: int
     max_items: int
-    select: Literal["first", "worst", "random"]
+    select: Select
     seed: int
     overlay_alpha: float
     headers: bool
-    legend: Literal["none", "present", "all"]
+    legend: Legend
     # Metrics: `metrics` is already off when there are too many classes to keep a confusion matrix for.
     metrics: bool
     per_class: bool
