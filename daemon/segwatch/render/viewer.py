@@ -165,7 +165,9 @@ def _encode_codes(codes: np.ndarray) -> bytes:
 
 def _digest(array: np.ndarray) -> str:
     data = np.ascontiguousarray(array)
-    return hashlib.blake2b(str(data.shape).encode() + data.tobytes(), digest_size=16).hexdigest()
+    digest = hashlib.blake2b(str(data.shape).encode(), digest_size=16)
+    digest.update(data.reshape(-1).view(np.uint8).data)  # the buffer itself, not a copy
+    return digest.hexdigest()
 
 
 def _item_metrics(confusion: np.ndarray | None) -> dict[str, Any]:
