@@ -248,12 +248,15 @@ def heatmap_indices(confusion: np.ndarray, labels: Sequence[str]) -> np.ndarray:
     matrix = picture[layout.top : layout.top + side, layout.left : layout.left + side]
     matrix.reshape(num_classes, cell, num_classes, cell)[...] = cells[:, None, :, None]
     if layout.value_size:
-        value_h = line_height(layout.value_size)
-        down = (cell - value_h) // 2
-        for gt, pred in zip(*np.nonzero(confusion), strict=True):
-            block = _value_block(cell_text(float(shares[gt, pred])), layout.value_size, int(steps[gt, pred]))
+        down = max(0, (cell - line_height(layout.value_size)) // 2)
+        gts, preds = np.nonzero(confusion)
+        # Plain Python values for the loop: indexing numpy scalars cell by cell cost more than the drawing.
+        for gt, pred, share, step in zip(
+            gts.tolist(), preds.tolist(), shares[gts, preds].tolist(), steps[gts, preds].tolist(), strict=True
+        ):
+            block = _value_block(cell_text(share), layout.value_size, step)
             height, width = min(block.shape[0], cell), min(block.shape[1], cell)
-            top, left = gt * cell + max(0, down), pred * cell + (cell - width) // 2
+            top, left = gt * cell + down, pred * cell + (cell - width) // 2
             matrix[top : top + height, left : left + width] = block[:height, :width]
     return picture
 
