@@ -12,6 +12,7 @@ and sampling reads just the sampled rows of a map still on disk.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, get_args
@@ -110,15 +111,19 @@ def content_box(
     return (panel_h - out_h) // 2, (panel_w - out_w) // 2, out_h, out_w
 
 
+@functools.lru_cache(maxsize=256)
 def nearest_taps(size_in: int, size_out: int) -> np.ndarray | slice:
     """Source index under the centre of each output pixel: floor((i + 0.5) * size_in / size_out).
 
-    When size_out divides size_in those are every k-th index from k // 2, returned as that slice.
+    When size_out divides size_in those are every k-th index from k // 2, returned as that slice. Cached and
+    read-only: every item of a batch has the same shape and asks for the same taps.
     """
     if size_in % size_out == 0:
         step = size_in // size_out
         return slice(step // 2, step // 2 + step * (size_out - 1) + 1, step)
-    return ((2 * np.arange(size_out, dtype=np.int64) + 1) * size_in) // (2 * size_out)
+    taps = ((2 * np.arange(size_out, dtype=np.int64) + 1) * size_in) // (2 * size_out)
+    taps.flags.writeable = False
+    return taps
 
 
 def _sample_nearest(labels: Stored, size: tuple[int, int]) -> np.ndarray:
