@@ -73,9 +73,9 @@ from workloads import (
 )
 
 from segwatch.config import config_from_mapping
-from segwatch.intake.filearrays import ReadSession
 from segwatch.intake.layout import Artifact
 from segwatch.intake.npy import open_array
+from segwatch.intake.reads import ReadSession
 from segwatch.output.sink import EventSink
 from segwatch.plan import build_plan
 from segwatch.render.evaluation import item_counts

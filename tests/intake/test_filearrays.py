@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from segwatch.errors import ArtifactError, NotReadyError
-from segwatch.intake.filearrays import FileArray, ReadSession, paired_chunks, sample_rows
+from segwatch.intake.filearrays import FileArray, paired_chunks, sample_rows
 from segwatch.intake.layout import DumpLayout, group_artifacts
 from segwatch.intake.npy import check_complete, load_array, open_array
+from segwatch.intake.reads import ReadSession
 from segwatch.service.processor import artifact_fingerprint
 
 CAPS = {"max_file_bytes": 1 << 40, "max_pixels": 1 << 40}

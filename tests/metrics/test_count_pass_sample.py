@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from segwatch.intake.filearrays import ReadSession
 from segwatch.intake.npy import open_array
+from segwatch.intake.reads import ReadSession
 from segwatch.metrics.confusion import ClassIdError, RowSample, count_confusion, new_confusion
 from segwatch.render.compose import nearest_taps, resize_labels_nearest
 

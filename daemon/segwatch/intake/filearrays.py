@@ -11,41 +11,32 @@ Views cost nothing: integer and slice indexing, `transpose`, and a same-width `v
 offset, shape and strides. Bytes are read by `read_into`/`np.asarray` (the view, in full), `sample_rows`
 (nearest sampling reads just the rows it keeps) and `flat_chunks`/`paired_chunks` (metrics, in chunks of a
 fixed size through one reused buffer).
+
+The open files themselves, and the session that checks them unchanged, are reads.py's: this module needs of
+a file only its descriptor and a checked positional read (`Source`).
 """
 
 from __future__ import annotations
 
-import errno
 import itertools
 import math
 import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 import numpy as np
 
-from segwatch.errors import ArtifactError, NotReadyError, RetryableError
-
 __all__ = [
-    "RETRYABLE_ERRNOS",
     "FileArray",
-    "OpenFile",
-    "ReadSession",
+    "Source",
     "Stored",
     "as_ndarray",
     "flat_chunks",
-    "os_error",
     "paired_chunks",
     "sample_rows",
 ]
-
-# Errors that can heal without the file changing: a permission fixed, descriptors freed, a server back.
-RETRYABLE_ERRNOS = frozenset(
-    {errno.EACCES, errno.EMFILE, errno.ENFILE, errno.ESTALE, errno.EIO, errno.ENOMEM, errno.EAGAIN}
-    | ({errno.ETIMEDOUT} if hasattr(errno, "ETIMEDOUT") else set())
-)
 
 # A strided read whose bytes lie within this span is done as one read and gathered in memory; wider ones are
 # split along their widest axis. Bounds every temporary buffer here.
@@ -72,93 +63,17 @@ class _Scratch(threading.local):
 _scratch = _Scratch()
 
 
-def os_error(path: Path | str, action: str, exc: OSError) -> ArtifactError:
-    """The error for an OSError on a dump file: retryable when the cause can heal, else the file is bad."""
-    reason = f"{path}: cannot {action} ({exc.strerror or exc})"
-    if exc.errno in RETRYABLE_ERRNOS:
-        return RetryableError(f"{reason}; will retry")
-    return ArtifactError(reason)
-
-
-def _identity(result: os.stat_result) -> tuple[int, int, int, int]:
-    return (result.st_ino, result.st_size, result.st_mtime_ns, result.st_ctime_ns)
-
-
-class OpenFile:
-    """One open dump file, with what it looked like when it was opened."""
-
-    def __init__(self, fd: int, path: Path) -> None:
-        self.fd = fd
-        self.path = path
-        try:
-            self.identity = _identity(os.fstat(fd))
-        except OSError as exc:
-            raise os_error(path, "stat", exc) from exc
+class Source(Protocol):
+    """What a FileArray reads from: an open file (reads.OpenFile)."""
 
     @property
-    def size(self) -> int:
-        return self.identity[1]
+    def fd(self) -> int: ...
 
-    def changed(self, detail: str) -> NotReadyError:
-        return NotReadyError(f"{self.path}: changed while reading ({detail}); retrying once it settles")
+    @property
+    def path(self) -> Path: ...
 
     def read_into(self, buffer: np.ndarray, offset: int) -> None:
-        """Fill the C-contiguous `buffer` with the file's bytes from `offset`; a short read means the file
-        shrank (it was complete when checked), raised as "changed while reading"."""
-        if not buffer.flags.c_contiguous:
-            raise ValueError("read_into needs a C-contiguous buffer")
-        view = buffer.reshape(-1).view(np.uint8).data
-        done, total = 0, len(view)
-        while done < total:
-            try:
-                got = os.preadv(self.fd, [view[done:]], offset + done)
-            except OSError as exc:
-                raise os_error(self.path, "read", exc) from exc
-            if got == 0:
-                raise self.changed(f"{offset + done} of {offset + total} bytes there")
-            done += got
-
-    def check_unchanged(self) -> None:
-        try:
-            now = _identity(os.fstat(self.fd))
-        except OSError as exc:
-            raise os_error(self.path, "stat", exc) from exc
-        if now != self.identity:
-            raise self.changed("rewritten in place")
-
-    def close(self) -> None:
-        os.close(self.fd)
-
-
-class ReadSession:
-    """The files one artifact is read from: all closed together, and checked unchanged before the result
-    counts. Use as a context manager around everything that reads the artifact's arrays."""
-
-    def __init__(self) -> None:
-        self.files: list[OpenFile] = []
-
-    def adopt(self, fd: int, path: Path) -> OpenFile:
-        try:
-            opened = OpenFile(fd, path)
-        except BaseException:
-            os.close(fd)
-            raise
-        self.files.append(opened)
-        return opened
-
-    def check_unchanged(self) -> None:
-        for opened in self.files:
-            opened.check_unchanged()
-
-    def close(self) -> None:
-        while self.files:
-            self.files.pop().close()
-
-    def __enter__(self) -> ReadSession:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+        """Fill the C-contiguous `buffer` from `offset`, or raise "changed while reading" on a short read."""
 
 
 class FileArray:
@@ -167,7 +82,7 @@ class FileArray:
     __slots__ = ("dtype", "file", "offset", "shape", "strides")
 
     def __init__(
-        self, file: OpenFile, shape: tuple[int, ...], dtype: np.dtype, offset: int, strides: tuple[int, ...]
+        self, file: Source, shape: tuple[int, ...], dtype: np.dtype, offset: int, strides: tuple[int, ...]
     ) -> None:
         self.file = file
         # Typed as ndarray.shape is, so that code written for arrays takes either.
@@ -178,7 +93,7 @@ class FileArray:
 
     @classmethod
     def of(
-        cls, file: OpenFile, shape: tuple[int, ...], dtype: np.dtype, offset: int, fortran: bool
+        cls, file: Source, shape: tuple[int, ...], dtype: np.dtype, offset: int, fortran: bool
     ) -> FileArray:
         strides: list[int] = []
         step = dtype.itemsize

@@ -14,10 +14,11 @@ from pathlib import Path
 
 from segwatch.caps import Caps
 from segwatch.errors import ArtifactError
-from segwatch.intake.filearrays import ReadSession, Stored
+from segwatch.intake.filearrays import Stored
 from segwatch.intake.layout import ARCHIVE_SUFFIX, Artifact
 from segwatch.intake.npy import NpyHeader, check_complete, load_array, open_array
 from segwatch.intake.npz import check_archive, load_member
+from segwatch.intake.reads import ReadSession
 
 __all__ = ["check_dump_file", "is_archive", "load_artifact", "load_dump_file", "root_for"]
 

@@ -21,8 +21,9 @@ from typing import BinaryIO
 import numpy as np
 
 from segwatch.errors import ArtifactError, NotReadyError
-from segwatch.intake.filearrays import FileArray, ReadSession, os_error
+from segwatch.intake.filearrays import FileArray
 from segwatch.intake.paths import outside_real_root, outside_root, real_root
+from segwatch.intake.reads import ReadSession, os_error
 
 logger = logging.getLogger(__name__)
 

@@ -24,13 +24,13 @@ from typing import BinaryIO
 import numpy as np
 
 from segwatch.errors import ArtifactError, NotReadyError
-from segwatch.intake.filearrays import RETRYABLE_ERRNOS, os_error
 from segwatch.intake.npy import (
     NpyHeader,
     _check_caps,
     _open_regular_file,
     _read_header,
 )
+from segwatch.intake.reads import RETRYABLE_ERRNOS, os_error
 
 _LOCAL_ENTRY = b"PK\x03\x04"
 _END_OF_DIRECTORY = b"PK\x05\x06"

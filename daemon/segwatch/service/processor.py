@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterator
 from segwatch.config.model import Config
 from segwatch.errors import ArtifactError, NotReadyError, Outcome, Result, RetryableError, SinkError
 from segwatch.fingerprints import set_aside_fingerprint
-from segwatch.intake.filearrays import ReadSession
 from segwatch.intake.files import load_artifact
 from segwatch.intake.layout import Artifact
+from segwatch.intake.reads import ReadSession
 from segwatch.output import rundirs
 from segwatch.output.ledger import Ledger, open_ledger
 from segwatch.output.lock import Locks, LogdirBusy
