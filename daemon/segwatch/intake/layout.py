@@ -35,6 +35,7 @@ from segwatch.intake.patterns import (
     placeholders,
     split_member,
 )
+from segwatch.units import run_label
 
 __all__ = [
     "ARCHIVE_SUFFIX",
@@ -82,7 +83,7 @@ class Artifact:
 
     @property
     def label(self) -> str:
-        return f"{self.run or '.'}@{self.epoch}"
+        return f"{run_label(self.run)}@{self.epoch}"
 
     def paths(self) -> list[str]:
         return [path for role in sorted(self.files) for path in self.files[role]]

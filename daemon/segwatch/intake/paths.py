@@ -42,7 +42,8 @@ _reported_lock = threading.Lock()
 
 
 def is_hidden(name: str) -> bool:
-    """Whether one path segment is hidden: where producers stage unfinished work, never read."""
+    """Whether one path segment is hidden: where producers stage unfinished work, never read. A hidden name
+    is never a run either, so a logdir's hidden directories (segwatch's `.segwatch-old`) are no runs."""
     return name.startswith(".")
 
 

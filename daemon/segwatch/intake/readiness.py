@@ -23,6 +23,7 @@ from segwatch.caps import Caps
 from segwatch.errors import ArtifactError, NotReadyError, RetryableError
 from segwatch.intake.files import check_dump_file
 from segwatch.intake.layout import TRIGGER, Artifact, ArtifactKey, DumpLayout, group_artifacts
+from segwatch.units import run_label
 
 log = logging.getLogger(__name__)
 
@@ -118,9 +119,11 @@ class Readiness:
         delay = min(RETRY_MAX, RETRY_FIRST * 2 ** min(state.waits - 1, 16))
         state.next_check = self._clock() + delay
         if state.waits == 1:
-            log.warning("run=%s epoch=%d waiting: %s (retrying with backoff)", run or ".", epoch, reason)
+            log.warning("run=%s epoch=%d waiting: %s (retrying with backoff)", run_label(run), epoch, reason)
         else:
-            log.debug("run=%s epoch=%d still waiting (retry in %.0f s): %s", run or ".", epoch, delay, reason)
+            log.debug(
+                "run=%s epoch=%d still waiting (retry in %.0f s): %s", run_label(run), epoch, delay, reason
+            )
 
     def next_deadline(self) -> float | None:
         deadlines = [e.next_check for e in self._epochs.values() if e.next_check is not None]
@@ -202,7 +205,7 @@ class Readiness:
             missing = [r for r in self.required_roles if r not in present and r not in self.fixed_files]
             log.warning(
                 "run=%s epoch=%d trigger present for %.0f s but its arrays are missing: %s",
-                run or ".",
+                run_label(run),
                 number,
                 waited,
                 ", ".join(missing) or "some items",
@@ -228,7 +231,7 @@ class Readiness:
                     state.reported_short = True
                     log.warning(
                         "run=%s epoch=%d still incomplete after %.0f s, waiting for it to change: %s",
-                        run or ".",
+                        run_label(run),
                         number,
                         now - state.short_since,
                         exc,

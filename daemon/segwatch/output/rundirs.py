@@ -9,6 +9,7 @@ from __future__ import annotations
 import glob
 import os
 
+from segwatch.intake.paths import is_hidden
 from segwatch.output import storage
 from segwatch.tfquiet import import_tensorflow
 
@@ -59,6 +60,6 @@ def run_directories(logdir: str) -> list[tuple[str, str]]:
         matches = [path.rstrip("/") for path in matches if os.path.isdir(path) and not os.path.islink(path)]
     for path in sorted(matches):
         run = path[len(head) : len(path) - len(tail.rstrip("/"))].rstrip("/")
-        if run and "/" not in run and not run.startswith("."):
+        if run and "/" not in run and not is_hidden(run):
             found.append((run, run_directory(logdir, run)))
     return found

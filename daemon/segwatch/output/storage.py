@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from segwatch.intake.paths import is_hidden
 from segwatch.tfquiet import import_tensorflow
 
 # A scheme such as gs:// or s3:// marks a logdir that TensorFlow's filesystem layer opens, not a local path.
@@ -113,13 +114,13 @@ def subdirectories(path: str) -> list[str]:
         return sorted(
             entry.name
             for entry in os.scandir(path)
-            if not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False)
+            if not is_hidden(entry.name) and entry.is_dir(follow_symlinks=False)
         )
     gfile = _gfile()
     if not gfile.isdir(path):
         return []
     names = (name.rstrip("/") for name in gfile.listdir(path))
-    return sorted(name for name in names if not name.startswith(".") and gfile.isdir(join(path, name)))
+    return sorted(name for name in names if not is_hidden(name) and gfile.isdir(join(path, name)))
 
 
 def glob_in(directory: str, name_pattern: str) -> list[str]:
