@@ -12,7 +12,7 @@ from pathlib import Path
 
 from segwatch.intake.coverage import Coverage
 from segwatch.intake.layout import Artifact, ArtifactKey, DumpLayout, Pending
-from segwatch.intake.watcher import scan_tree
+from segwatch.intake.scan import scan_tree
 from segwatch.plan import RunPlan
 
 __all__ = ["Keyed", "discover", "fixed_relative", "group", "scan"]

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from segwatch.intake.layout import Artifact, DumpLayout, Match
-from segwatch.intake.watcher import scan_tree
+from segwatch.intake.scan import scan_tree
 from segwatch.output.ledger import Ledger
 from segwatch.units import run_label
 
