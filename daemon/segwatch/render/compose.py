@@ -21,6 +21,7 @@ import numpy as np
 
 from segwatch.errors import ArtifactError
 from segwatch.intake.filearrays import Stored, sample_rows
+from segwatch.render.epochplan import Resize
 from segwatch.render.indexspace import Composite, IndexSpace, index_dtype, write_indices
 from segwatch.render.items import Item
 from segwatch.render.panels import MIXED_PANELS, mixed_panel
@@ -31,7 +32,6 @@ __all__ = [
     "RESIZE_MODES",
     "ComposeOptions",
     "Panel",
-    "Resize",
     "check_item",
     "check_panels",
     "compose_grid",
@@ -50,7 +50,6 @@ PANELS: tuple[str, ...] = get_args(Panel)
 assert PANELS[3:] == MIXED_PANELS  # spelled twice only because a type checker needs the Literal
 # The panels that show the image: with one of them, an image file is part of every epoch.
 IMAGE_PANELS: tuple[str, ...] = ("image", "overlay")
-Resize = Literal["letterbox", "stretch"]
 RESIZE_MODES: tuple[str, ...] = get_args(Resize)
 
 

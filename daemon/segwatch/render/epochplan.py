@@ -17,8 +17,8 @@ __all__ = ["EpochPlan", "Layout", "Legend", "Resize", "Select"]
 # The words of the picture, owned here and used by the config to check what people write.
 Layout = Literal["pair", "grid"]  # one picture per item, or one grid of them per epoch
 Select = Literal["first", "worst", "random"]  # which items are shown
-Legend = Literal["none", "present", "all"]  # which classes the legend lists
-Resize = Literal["letterbox", "stretch"]  # render.compose.RESIZE_MODES as a type
+Legend = Literal["none", "present", "all"]  # which classes the legend lists (render.legend)
+Resize = Literal["letterbox", "stretch"]  # how a map fits its panel (the composer, and compose.RESIZE_MODES)
 
 
 @dataclass(frozen=True, eq=False)

@@ -15,17 +15,16 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
+from segwatch.render.epochplan import Legend
 from segwatch.render.indexspace import Composite, IndexSpace
 from segwatch.render.items import Item
 from segwatch.render.lettering import line_height, text_levels, text_size_for, text_width
 
 __all__ = [
     "LegendLayout",
-    "LegendMode",
     "legend_classes",
     "legend_height",
     "legend_layout",
@@ -34,13 +33,10 @@ __all__ = [
     "with_legend",
 ]
 
-# What the legend lists: no class, the classes in the items shown, or every class (compose.legend).
-LegendMode = Literal["none", "present", "all"]
-
 _LEGEND_SAMPLE_PIXELS = 512 * 512
 
 
-def legend_classes(mode: LegendMode, items: Sequence[Item], num_classes: int) -> list[int]:
+def legend_classes(mode: Legend, items: Sequence[Item], num_classes: int) -> list[int]:
     """The class ids a legend lists: none, every class, or those in the gt or pred of the items shown."""
     if mode == "none":
         return []
