@@ -108,3 +108,10 @@ def test_unknown_class_id_names_the_file() -> None:
     pred[1, 1] = 7
     with pytest.raises(ArtifactError, match=r"pred\.npy: class id 7 outside \[0, 3\)"):
         compose_grid([Item(gt, pred, None, files={"pred": "pred.npy"})], SPACE, options("error"))
+
+
+def test_a_stray_ground_truth_id_is_refused_under_an_overlay_too() -> None:
+    gt, pred, image = maps()
+    gt[2, 2] = 9
+    with pytest.raises(ArtifactError, match=r"gt\.npy: class id 9 outside \[0, 3\)"):
+        compose_grid([Item(gt, pred, image, files={"gt": "gt.npy"})], SPACE, options("image", "overlay"))
