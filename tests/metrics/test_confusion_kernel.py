@@ -60,7 +60,8 @@ def cases(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, int, int | None]:
     top = min(limits(gt_dtype)[1], limits(pred_dtype)[1])
     num_classes = draw(st.sampled_from([1, 2, 3, 19, 150, 300]))
     num_classes = max(1, min(num_classes, top))
-    ignore = draw(st.sampled_from([None, 255, -1, num_classes, top]))
+    # 70000: wide labels whose accepted ids do not fit 16 bits, counted without narrowing.
+    ignore = draw(st.sampled_from([None, 255, -1, num_classes, top, 70000]))
     if ignore is not None and not low <= ignore <= top:
         ignore = None
 
@@ -68,7 +69,9 @@ def cases(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, int, int | None]:
         if dtype == np.bool_:
             return st.integers(0, 1)
         least, most = limits(dtype)
-        edges = st.sampled_from([least, most, 0, num_classes - 1, num_classes])
+        # Ids that wrap onto an accepted one when cut to 8 or 16 bits: wide labels are narrowed per chunk.
+        aliases = [256, 256 + num_classes - 1, 65536, 65536 + num_classes - 1, -256, -65536, 2**32]
+        edges = st.sampled_from([least, most, 0, num_classes - 1, num_classes, *aliases])
         inside = st.integers(0, num_classes - 1)
         choices = [inside, inside, inside, edges] + ([st.just(ignore)] if ignore is not None else [])
         return st.one_of(choices).filter(lambda v: least <= v <= most)
@@ -151,3 +154,54 @@ def test_a_stray_id_names_its_role_and_value() -> None:
     with pytest.raises(ClassIdError) as raised:
         count_confusion(gt, pred, 3, 255, out=new_confusion(3))
     assert (raised.value.role, raised.value.value) == ("gt", 200)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.uint32, np.int64, np.uint64])
+@pytest.mark.parametrize("num_classes", [19, 300])  # narrowed to 8 bits, to 16 bits
+def test_wide_ids_that_wrap_onto_a_class_are_refused(dtype: type, num_classes: int) -> None:
+    """An id that equals a class in its low 8 or 16 bits is still a stray id, in a long run, in a noisy
+    chunk and in the smooth chunk after a noisy one (which is not narrowed)."""
+    rng = np.random.default_rng(4)
+    step = 1 << 17  # the kernel's chunk
+    smooth = np.repeat(rng.integers(0, num_classes, 3 * step // 1000 + 1), 1000)[: 3 * step]
+    noise = rng.integers(0, num_classes, 3 * step)
+    mixed = np.concatenate([noise[:step], smooth[step : 2 * step], noise[2 * step :]])
+    info = np.iinfo(dtype)
+    for labels in (smooth, noise, mixed):
+        gt = labels.astype(np.uint8 if num_classes < 256 else np.uint16)
+        for where in (5, step + 77, 3 * step - 1):
+            for wrapped in (256 + 3, 65536 + 3, -256 + 3, -65536 + 3, 2**32 + 3):
+                if not info.min <= wrapped <= info.max or 0 <= wrapped < num_classes:
+                    continue  # not representable, or a class
+                pred = labels.astype(dtype)
+                pred[where] = wrapped
+                with pytest.raises(ClassIdError) as raised:
+                    count_confusion(gt, pred, num_classes, 255, out=new_confusion(num_classes))
+                assert (raised.value.role, raised.value.value) == ("pred", wrapped)
+        pred = labels.astype(dtype)
+        out = count_confusion(gt, pred, num_classes, 255, out=new_confusion(num_classes))
+        np.testing.assert_array_equal(out, reference(gt, pred, num_classes, 255))
+
+
+def test_wide_labels_with_ids_past_16_bits_are_counted_exactly() -> None:
+    """Accepted ids that fit neither 8 nor 16 bits (ignore_index 70000, or a negative one): no narrowing."""
+    rng = np.random.default_rng(5)
+    gt = np.repeat(rng.integers(0, 21, 600), 500).astype(np.int64)
+    pred = np.where(rng.random(gt.size) < 0.01, rng.integers(0, 21, gt.size), gt).astype(np.int32)
+    for ignore in (70000, -1):
+        labels = np.where(rng.random(gt.size) < 0.05, ignore, gt)
+        out = count_confusion(labels, pred, 21, ignore, out=new_confusion(21))
+        np.testing.assert_array_equal(out, reference(labels, pred, 21, ignore))
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.int16, np.int32, np.int64, np.uint64])
+def test_a_prediction_of_an_ignore_index_that_is_a_class_counts_as_that_class(dtype: type) -> None:
+    """With 300 classes, ignore_index 255 is ignored in the ground truth but class 255 in the prediction:
+    in a smooth map and in noise, whatever other ids share the chunk."""
+    rng = np.random.default_rng(6)
+    for pred_values in (np.repeat(rng.integers(250, 300, 300), 1000), rng.integers(250, 300, 300_000)):
+        gt = np.repeat(rng.integers(250, 260, 3000), 100).astype(np.uint16)
+        pred = pred_values.astype(dtype)
+        out = count_confusion(gt, pred, 300, 255, out=new_confusion(300))
+        np.testing.assert_array_equal(out, reference(gt, pred, 300, 255))
+        assert out[:, 255].sum() == (pred == 255).sum()

@@ -105,6 +105,7 @@ def count_confusion(
     scratch = np.empty(chunk, dtype=bool)
     lengths = np.empty(chunk, dtype=np.intp)
     first_row = taken = 0  # the chunk's first row; sampled rows copied so far
+    noisy = False  # was the last chunk binned pixel by pixel?
     gt_code = _Coder("gt", gt.dtype, num_classes, ignore_index, scale=bins)
     pred_code = _Coder("pred", pred.dtype, num_classes, ignore_index, scale=1)
     # Plain numpy chunks, read by offset into one bounded buffer when the maps are still on disk.
@@ -121,18 +122,27 @@ def count_confusion(
                 sample.gt[taken:stop] = g.reshape(lines, -1)[picked][:, sample.cols]
                 sample.pred[taken:stop] = p.reshape(lines, -1)[picked][:, sample.cols]
             first_row, taken = first_row + lines, stop
+        # After a noisy chunk the next is likely noisy too, and its pixels are all coded from the labels
+        # as they are: narrowing would be a pass for nothing.
+        narrow_g, narrow_p = (g, p) if noisy else (gt_code.narrowed(g), pred_code.narrowed(p))
+        if narrow_g is None or narrow_p is None:  # an id past every accepted one: say which, and where
+            gt_code.check(g)
+            pred_code.check(p)
+            raise AssertionError("a value outside the narrow dtype is always a stray id")
         runs = change[:size]
-        np.not_equal(g[1:], g[:-1], out=runs[1:])
-        np.not_equal(p[1:], p[:-1], out=scratch[: size - 1])
+        np.not_equal(narrow_g[1:], narrow_g[:-1], out=runs[1:])
+        np.not_equal(narrow_p[1:], narrow_p[:-1], out=scratch[: size - 1])
         np.logical_or(runs[1:], scratch[: size - 1], out=runs[1:])
         starts = np.flatnonzero(runs)
-        if starts.size > _NOISY * size:
+        noisy = starts.size > _NOISY * size
+        if noisy:
+            # Every pixel is coded: wide labels are cheaper cast than gathered through the narrow table.
             codes = gt_code(g)
             codes += pred_code(p)
             weights = None
         else:
-            codes = gt_code(g[starts])
-            codes += pred_code(p[starts])
+            codes = gt_code(narrow_g[starts])
+            codes += pred_code(narrow_p[starts])
             weights = lengths[: starts.size]
             np.subtract(starts[1:], starts[:-1], out=weights[:-1])
             weights[-1] = size - starts[-1]
@@ -147,8 +157,10 @@ class _Coder:
     """Labels of one role → bin numbers times `scale`: a class is its own bin, ignore_index bin num_classes.
 
     Labels of at most 16 bits go through a lookup table that maps a stray id past every real code, so the
-    per-chunk work is one gather; wider labels are range-checked, and mapped only when some id is past the
-    classes.
+    per-chunk work is one gather. Wider labels whose accepted ids (classes, ignore_index) all fit 8 or 16
+    bits are narrowed per chunk first (`narrowed`: one max over the chunk, then a cast), so the run search
+    compares 1- or 2-byte values and the table applies; others are range-checked, and mapped only when some
+    id is past the classes.
     """
 
     def __init__(self, role: str, dtype: np.dtype, num_classes: int, ignore_index: int | None, *, scale: int):
@@ -156,16 +168,29 @@ class _Coder:
         # An ignore_index that is also a class id is ignored in the ground truth, a class in the prediction.
         self.ignore_first = role == "gt" and ignore_index is not None and 0 <= ignore_index < num_classes
         bins = num_classes + 1
+        kind = np.dtype(dtype)
+        self.narrow = _narrow_kind(kind, num_classes, ignore_index)
+        table_kind = self.narrow or kind
         self.table = (
-            _lookup_table(
-                np.dtype(dtype).str, num_classes, ignore_index, self.ignore_first, scale, bins * bins
-            )
-            if np.dtype(dtype).itemsize <= 2
+            _lookup_table(table_kind.str, num_classes, ignore_index, self.ignore_first, scale, bins * bins)
+            if table_kind.itemsize <= 2
             else None
         )
+        if self.narrow is not None:
+            self.unsigned = np.dtype(f"u{kind.itemsize}")
+            self.limit = np.iinfo(self.narrow).max
+
+    def narrowed(self, values: np.ndarray) -> np.ndarray | None:
+        """`values` in the narrow dtype when there is one, None when some value does not fit it (a stray id,
+        since every accepted id fits). Viewed as unsigned, a negative id is huge: one max checks both ends."""
+        if self.narrow is None:
+            return values
+        if values.size and values.view(self.unsigned).max() > self.limit:
+            return None
+        return values.astype(self.narrow)
 
     def __call__(self, values: np.ndarray) -> np.ndarray:
-        if self.table is not None:
+        if self.table is not None and values.dtype.itemsize <= 2:
             return self.table[values.view(np.uint8) if values.dtype == np.bool_ else values]
         if values.size and not self.ignore_first and values.min() >= 0 and values.max() < self.num_classes:
             codes = values.astype(np.intp)
@@ -185,11 +210,25 @@ class _Coder:
         if stray.any():
             raise ClassIdError(self.role, int(values[np.argmax(stray)]), self.num_classes, ignore)
         # The comparisons were exact in the labels' own dtype; what is left fits any signed integer.
-        return np.where(ignored, self.num_classes, values).astype(np.intp)
+        # A prediction of an ignore_index that is also a class is that class (inside wins).
+        return np.where(ignored & ~inside, self.num_classes, values).astype(np.intp)
 
     def check(self, values: np.ndarray) -> None:
         """Raise ClassIdError for the first stray id in `values`, if there is one."""
         self._mapped(values.view(np.uint8) if values.dtype == np.bool_ else values)
+
+
+def _narrow_kind(kind: np.dtype, num_classes: int, ignore_index: int | None) -> np.dtype | None:
+    """uint8 or uint16 when `kind` is a wider integer and every id the count accepts fits it, else None."""
+    if kind.kind not in "iu" or kind.itemsize <= 2:
+        return None
+    top = max(num_classes - 1, ignore_index if ignore_index is not None else 0)
+    if ignore_index is not None and ignore_index < 0:
+        return None
+    for narrow in (np.dtype(np.uint8), np.dtype(np.uint16)):
+        if top <= np.iinfo(narrow).max:
+            return narrow
+    return None
 
 
 @functools.lru_cache(maxsize=64)
@@ -204,8 +243,8 @@ def _lookup_table(
     if ignore_first:
         classes &= values != ignore_index
     table[classes] = values[classes] * scale
-    if ignore_index is not None:
-        table[values == ignore_index] = num_classes * scale
+    if ignore_index is not None:  # in the prediction an ignore_index that is also a class stays that class
+        table[(values == ignore_index) & ~classes] = num_classes * scale
     if info.min < 0:  # a signed label indexes from the end: put the negative values there
         table = np.roll(table, -info.min)
     table.flags.writeable = False
