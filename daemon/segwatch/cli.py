@@ -228,7 +228,7 @@ def _load_then_import_tensorflow(path: Path) -> Config:
     needs it, for its file systems; a local logdir is written without TensorFlow, which then is not loaded at
     all (its import takes seconds and some 400 MiB). A logdir that becomes a URL on SIGHUP imports it then,
     through the same quiet import."""
-    from segwatch.config import load_config
+    from segwatch.config.loading import load_config
     from segwatch.output.storage import is_url
 
     config = load_config(path)
@@ -285,7 +285,7 @@ def _relog(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from segwatch.config import load_config
+    from segwatch.config.loading import load_config
     from segwatch.explain import explain
 
     # explain reads names, headers and the ledger: no TensorFlow, so it answers in a moment.

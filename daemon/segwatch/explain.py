@@ -8,8 +8,8 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from segwatch.config import Config
 from segwatch.errors import ArtifactError, NotReadyError
 from segwatch.fingerprints import set_aside_fingerprint
 from segwatch.intake.files import check_dump_file, root_for
@@ -19,6 +19,9 @@ from segwatch.plan import RunPlan, build_plan
 from segwatch.service.discovery import Keyed, group, scan
 from segwatch.service.processor import artifact_fingerprint
 from segwatch.units import run_label
+
+if TYPE_CHECKING:
+    from segwatch.config import Config
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from segwatch.caps import Caps
 from segwatch.config.kinds import resolve_under
-from segwatch.config.model import Config
 from segwatch.fingerprints import config_fingerprint
 from segwatch.intake.layout import DumpLayout
 from segwatch.render.epochplan import EpochPlan
@@ -22,6 +22,9 @@ from segwatch.render.evaluation import MAX_METRIC_CLASSES
 from segwatch.render.indexspace import IndexSpace
 from segwatch.render.palettes import build_palette
 from segwatch.render.viewer import ViewerPlan, items_needed
+
+if TYPE_CHECKING:
+    from segwatch.config.model import Config
 
 __all__ = ["RunPlan", "build_plan", "epoch_plan", "fixed_files", "viewer_plan"]
 

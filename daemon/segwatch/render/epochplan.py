@@ -7,10 +7,12 @@ The viewer's data has a plan of its own (`render.viewer.ViewerPlan`), built besi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from segwatch.render.indexspace import IndexSpace
-from segwatch.render.items import ClassAxis, PredKind
+if TYPE_CHECKING:
+    from segwatch.render.indexspace import IndexSpace
+    from segwatch.render.items import ClassAxis, PredKind
+
 
 __all__ = ["EpochPlan", "Layout", "Legend", "Resize", "Select"]
 

@@ -18,11 +18,14 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from segwatch.metrics.confusion import Scores
 from segwatch.render.lettering import CARD_WIDTH, TEXT_LEVELS, line_height, text_levels, text_width
+
+if TYPE_CHECKING:
+    from segwatch.metrics.confusion import Scores
 
 __all__ = [
     "ABSENT_ROW",

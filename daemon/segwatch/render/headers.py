@@ -14,8 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from segwatch.render.indexspace import Composite, IndexSpace
-from segwatch.render.legend import paint_text
-from segwatch.render.lettering import line_height, text_size_for, text_width
+from segwatch.render.lettering import line_height, paint_text, text_size_for, text_width
 
 __all__ = ["HEADER_NAMES", "SHORT_HEADER_NAMES", "header_height", "header_strip", "with_headers"]
 
@@ -86,7 +85,7 @@ def _strip(
     for index, left in enumerate(corners):
         name = names[index % len(panels)]
         centred = left + max(0, (panel_width - text_width(name, size)) // 2)
-        paint_text(strip, name, size, _pad(size), centred, space)
+        paint_text(strip, name, size, _pad(size), centred, space.text_slots())
     strip.flags.writeable = False
     return strip
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from segwatch.intake.filearrays import Stored
+if TYPE_CHECKING:
+    from segwatch.intake.filearrays import Stored
+
 
 __all__ = ["ClassAxis", "Item", "PredKind"]
 

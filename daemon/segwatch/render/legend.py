@@ -21,7 +21,7 @@ import numpy as np
 from segwatch.render.epochplan import Legend
 from segwatch.render.indexspace import Composite, IndexSpace
 from segwatch.render.items import Item
-from segwatch.render.lettering import line_height, text_levels, text_size_for, text_width
+from segwatch.render.lettering import line_height, paint_text, text_size_for, text_width
 
 __all__ = [
     "LegendLayout",
@@ -29,7 +29,6 @@ __all__ = [
     "legend_height",
     "legend_layout",
     "legend_strip",
-    "paint_text",
     "with_legend",
 ]
 
@@ -107,20 +106,6 @@ def legend_height(classes: Sequence[int], names: Sequence[str], width: int, size
     return legend_layout(classes, names, width, size).height if classes else 0
 
 
-def paint_text(target: np.ndarray, text: str, size: int, top: int, left: int, space: IndexSpace) -> None:
-    """Draw `text` into an index-space strip with its top-left corner at (top, left), cut at the strip's
-    edges; only inked pixels change, each to the reserved index of its ink level."""
-    levels = text_levels(text, size)
-    height = min(levels.shape[0], target.shape[0] - top)
-    width = min(levels.shape[1], target.shape[1] - left)
-    if height <= 0 or width <= 0:
-        return
-    levels = levels[:height, :width]
-    region = target[top : top + height, left : left + width]
-    inked = levels > 0
-    region[inked] = space.text_slots()[levels[inked]]
-
-
 @functools.lru_cache(maxsize=64)
 def _strip(
     classes: tuple[int, ...], names: tuple[str, ...], space: IndexSpace, width: int, size: int, dtype: type
@@ -136,7 +121,7 @@ def _strip(
         b = layout.border
         strip[top + b : top + b + inner, left + b : left + b + inner] = class_id
         text_top = line_top + (layout.line - text_h) // 2
-        paint_text(strip, name, layout.size, text_top, left + layout.swatch + layout.gap, space)
+        paint_text(strip, name, layout.size, text_top, left + layout.swatch + layout.gap, space.text_slots())
     strip.flags.writeable = False
     return strip
 

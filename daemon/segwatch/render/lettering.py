@@ -20,6 +20,7 @@ __all__ = [
     "TEXT_LEVELS",
     "TIME_SERIES_HEIGHT",
     "line_height",
+    "paint_text",
     "shown_scale",
     "text_coverage",
     "text_levels",
@@ -103,3 +104,17 @@ def text_levels(text: str, size: int) -> np.ndarray:
     """(line_height(size), width) uint8 ink levels in 0..TEXT_LEVELS (0: no ink). Cached and read-only:
     the same names are drawn every epoch."""
     return _levels(text, size)
+
+
+def paint_text(target: np.ndarray, text: str, size: int, top: int, left: int, slots: np.ndarray) -> None:
+    """Draw `text` into an index strip with its top-left corner at (top, left), cut at the strip's edges; only
+    inked pixels change, each to `slots[level]` (the palette index reserved for that ink level)."""
+    levels = text_levels(text, size)
+    height = min(levels.shape[0], target.shape[0] - top)
+    width = min(levels.shape[1], target.shape[1] - left)
+    if height <= 0 or width <= 0:
+        return
+    levels = levels[:height, :width]
+    region = target[top : top + height, left : left + width]
+    inked = levels > 0
+    region[inked] = slots[levels[inked]]

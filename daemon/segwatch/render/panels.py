@@ -8,9 +8,12 @@ of them in RGB.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from segwatch.render.indexspace import IndexSpace
+if TYPE_CHECKING:
+    from segwatch.render.indexspace import IndexSpace
 
 __all__ = [
     "CORRECT_GREY",

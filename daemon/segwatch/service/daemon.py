@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from segwatch.config import Config
 from segwatch.errors import SegwatchError
 from segwatch.output.lock import Locks
 from segwatch.service.endpoint import serve_health
@@ -21,6 +21,9 @@ from segwatch.service.processor import describe_exception
 from segwatch.service.reporter import Reporter
 from segwatch.service.session import Session
 from segwatch.service.signals import Grace, capture_signals
+
+if TYPE_CHECKING:
+    from segwatch.config import Config
 
 __all__ = ["Daemon", "run_daemon"]
 
@@ -89,7 +92,7 @@ class Daemon:
         Everything is caught: a config the models accept but a constructor refuses (a palette, a layout) must
         not end a daemon whose contract is "reported, old config kept".
         """
-        from segwatch.config import load_config
+        from segwatch.config.loading import load_config
 
         if self.config_path is None:
             return self._session(running)

@@ -9,11 +9,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from segwatch.intake.coverage import Coverage
 from segwatch.intake.layout import Artifact, ArtifactKey, DumpLayout, Pending
 from segwatch.intake.scan import scan_tree
-from segwatch.plan import RunPlan
+
+if TYPE_CHECKING:
+    from segwatch.plan import RunPlan
 
 __all__ = ["Keyed", "discover", "fixed_relative", "group", "scan"]
 

@@ -8,8 +8,8 @@ from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from segwatch.config import Config
 from segwatch.errors import ConfigError, Outcome
 from segwatch.intake.coverage import Coverage
 from segwatch.intake.layout import Artifact
@@ -19,6 +19,9 @@ from segwatch.service.discovery import discover, fixed_relative
 from segwatch.service.processor import Processor, close_processor, open_processor
 from segwatch.service.retention import attach_retention
 from segwatch.units import run_label
+
+if TYPE_CHECKING:
+    from segwatch.config import Config
 
 __all__ = ["Tally", "run_once"]
 

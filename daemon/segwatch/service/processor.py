@@ -12,8 +12,8 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
-from segwatch.config.model import Config
 from segwatch.errors import ArtifactError, NotReadyError, Outcome, Result, RetryableError, SinkError
 from segwatch.fingerprints import set_aside_fingerprint
 from segwatch.intake.files import load_artifact
@@ -31,6 +31,9 @@ from segwatch.render.items import Item
 from segwatch.render.pipeline import RenderedEpoch, ViewerLayers, epoch_items, needs_every_item, render_epoch
 from segwatch.render.viewer import StoredLayers
 from segwatch.units import run_label
+
+if TYPE_CHECKING:
+    from segwatch.config.model import Config
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from segwatch.config.model import Config
 from segwatch.errors import Outcome, SinkError
 from segwatch.intake.coverage import Coverage
 from segwatch.intake.layout import Artifact, ArtifactKey
@@ -28,6 +28,9 @@ from segwatch.service.discovery import fixed_relative, scan
 from segwatch.service.processor import Processor, close_processor, open_processor
 from segwatch.service.reporter import Reporter, deadline
 from segwatch.service.retention import attach_retention
+
+if TYPE_CHECKING:
+    from segwatch.config.model import Config
 
 __all__ = ["Session"]
 
