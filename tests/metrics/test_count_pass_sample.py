@@ -75,3 +75,16 @@ def test_a_sample_needs_a_two_dimensional_map() -> None:
     volume = np.zeros((2, 3, 4), dtype=np.uint8)
     with pytest.raises(ValueError, match=r"\(H, W\) maps"):
         count_confusion(volume, volume, 5, 255, out=new_confusion(5), sample=sample_for((3, 4), (3, 4)))
+
+
+def test_several_samples_are_filled_in_one_pass() -> None:
+    """The viewer's layers and the picture's panels, at two sizes, from the same count."""
+    rng = np.random.default_rng(9)
+    gt = rng.integers(0, 5, (333, 517)).astype(np.int64)
+    pred = np.repeat(rng.integers(0, 5, (333, 1)), 517, axis=1).astype(np.int32)
+    small, large = sample_for(gt.shape, (64, 99)), sample_for(gt.shape, (333, 517))
+    counted = count_confusion(gt, pred, 5, 255, out=new_confusion(5), sample=(small, large))
+    np.testing.assert_array_equal(counted, count_confusion(gt, pred, 5, 255, out=new_confusion(5)))
+    for sample, size in ((small, (64, 99)), (large, (333, 517))):
+        np.testing.assert_array_equal(sample.gt, resize_labels_nearest(gt, size).astype(np.uint8))
+        np.testing.assert_array_equal(sample.pred, resize_labels_nearest(pred, size).astype(np.uint8))

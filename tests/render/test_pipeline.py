@@ -68,3 +68,47 @@ def test_viewer_layers_are_remembered_only_once_their_epoch_is_committed() -> No
     assert memory.stored("r") == {1: {}}
     memory.committed("r", 1)  # an older epoch's pending layers were dropped with the newer commit
     assert memory.stored("r") == {1: {}}
+
+
+def _read_bytes() -> int:
+    """Bytes this process has read through read system calls so far (/proc/self/io rchar)."""
+    with open("/proc/self/io") as io:
+        return next(int(line.split()[1]) for line in io if line.startswith("rchar:"))
+
+
+def test_the_picture_comes_from_the_count_pass_with_the_same_pixels(tmp_path) -> None:
+    """With metrics on, the panels' pixels are copied out by the count pass: the maps (int64, letterboxed,
+    one file per item) are read once, and the picture is the one a render without a count pass draws."""
+    rng = np.random.default_rng(8)
+    shapes = [(300, 420), (410, 290), (333, 333)]
+    gts, preds = [], []
+    for shape in shapes:
+        gt = blob_labels(rng, shape, 5).astype(np.int64)
+        gt[rng.random(shape) < 0.02] = 255
+        gts.append(gt)
+        preds.append(np.where(rng.random(shape) < 0.9, gt % 255, 2).astype(np.int64))
+    save_epoch(tmp_path / "dumps", 3, run="r", gt=gts, pred=preds)
+    size = sum(m.nbytes for m in gts + preds)
+
+    def rendered(metrics: bool):  # type: ignore[no-untyped-def]
+        config = config_from_mapping(
+            {
+                "watch": {"root": str(tmp_path / "dumps")},
+                "tensorboard": {"logdir": str(tmp_path / "tb")},
+                "compose": {"num_classes": 5, "size": [96, 96], "columns": 3, "resize": "letterbox"},
+                "metrics": {"enabled": metrics},
+                "viewer": {"enabled": False},
+            },
+            env={},
+        )
+        plan = build_plan(config)
+        (artifact,) = discover(plan)[0]
+        before = _read_bytes()
+        result = render_artifact(plan, artifact)
+        return payloads(result.summaries), _read_bytes() - before
+
+    counted, counted_bytes = rendered(metrics=True)
+    plain, _ = rendered(metrics=False)
+    assert counted["segwatch/grid"] == plain["segwatch/grid"]
+    # One read of every map (and the headers); composing from the files again would read most of it twice.
+    assert size <= counted_bytes < 1.25 * size, (counted_bytes, size)

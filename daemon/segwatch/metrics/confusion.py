@@ -17,7 +17,7 @@ The count pass is the one read of an item's pixels, so it can also keep a neares
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,7 +78,7 @@ def count_confusion(
     ignore_index: int | None,
     *,
     out: np.ndarray,
-    sample: RowSample | None = None,
+    sample: RowSample | Sequence[RowSample] | None = None,
 ) -> np.ndarray:
     """Add the (gt, pred) pairs of two equally shaped label arrays (any integer or bool dtype) into `out`.
 
@@ -87,7 +87,8 @@ def count_confusion(
     and a labelled pixel predicted as ignore_index counts against its class but predicts none. Pure over the
     chunks it is given, so a caller may feed one item whole or a file piece by piece; raises ClassIdError,
     naming gt or pred, for any other id (a stray prediction under an ignored pixel too). With `sample`, the
-    (H, W) maps' sampled rows are copied out of the chunks as they pass (chunks are then whole rows).
+    (H, W) maps' sampled rows are copied out of the chunks as they pass (chunks are then whole rows); several
+    samples (the viewer's layers, the picture's panels) are filled in the same pass.
     """
     if gt.shape != pred.shape:
         raise ValueError(f"gt shape {gt.shape} and pred shape {pred.shape} differ")
@@ -95,7 +96,8 @@ def count_confusion(
     if out.shape != (bins, bins) or out.dtype != np.int64:
         raise ValueError(f"out must be ({bins}, {bins}) int64, got {out.shape} {out.dtype}")
     chunk = _CHUNK
-    if sample is not None:
+    samples = () if sample is None else (sample,) if isinstance(sample, RowSample) else tuple(sample)
+    if samples:
         if gt.ndim != 2:
             raise ValueError(f"a row sample needs (H, W) maps, got shape {gt.shape}")
         chunk = max(1, _CHUNK // max(1, gt.shape[1])) * gt.shape[1]
@@ -104,24 +106,19 @@ def count_confusion(
     change[0] = True  # every chunk starts a run
     scratch = np.empty(chunk, dtype=bool)
     lengths = np.empty(chunk, dtype=np.intp)
-    first_row = taken = 0  # the chunk's first row; sampled rows copied so far
+    first_row = 0  # the chunk's first row
+    taken = [0] * len(samples)  # rows copied so far, per sample
     noisy = False  # was the last chunk binned pixel by pixel?
     gt_code = _Coder("gt", gt.dtype, num_classes, ignore_index, scale=bins)
     pred_code = _Coder("pred", pred.dtype, num_classes, ignore_index, scale=1)
     # Plain numpy chunks, read by offset into one bounded buffer when the maps are still on disk.
     for g, p in paired_chunks(gt, pred, chunk):
         size = g.size
-        if sample is not None:
+        if samples:
             lines = size // gt.shape[1]
-            stop = taken + int(np.searchsorted(sample.rows[taken:], first_row + lines))
-            if stop > taken:
-                wanted = sample.rows[taken:stop] - first_row
-                low, high = int(wanted[0]), int(wanted[-1])
-                # Consecutive rows (a map kept at full size): a view, not a gather.
-                picked = slice(low, high + 1) if high - low == stop - taken - 1 else wanted
-                sample.gt[taken:stop] = g.reshape(lines, -1)[picked][:, sample.cols]
-                sample.pred[taken:stop] = p.reshape(lines, -1)[picked][:, sample.cols]
-            first_row, taken = first_row + lines, stop
+            for index, kept in enumerate(samples):
+                taken[index] = _copy_rows(kept, taken[index], g, p, first_row, lines)
+            first_row += lines
         # After a noisy chunk the next is likely noisy too, and its pixels are all coded from the labels
         # as they are: narrowing would be a pass for nothing.
         narrow_g, narrow_p = (g, p) if noisy else (gt_code.narrowed(g), pred_code.narrowed(p))
@@ -151,6 +148,21 @@ def count_confusion(
             pred_code.check(p)
     out += counts[:-1].reshape(bins, bins)
     return out
+
+
+def _copy_rows(
+    sample: RowSample, taken: int, g: np.ndarray, p: np.ndarray, first_row: int, lines: int
+) -> int:
+    """Copy the sampled rows among the chunk's `lines` rows (from `first_row` on); the new count taken."""
+    stop = taken + int(np.searchsorted(sample.rows[taken:], first_row + lines))
+    if stop > taken:
+        wanted = sample.rows[taken:stop] - first_row
+        low, high = int(wanted[0]), int(wanted[-1])
+        # Consecutive rows (a map kept at full size): a view, not a gather.
+        picked = slice(low, high + 1) if high - low == stop - taken - 1 else wanted
+        sample.gt[taken:stop] = g.reshape(lines, -1)[picked][:, sample.cols]
+        sample.pred[taken:stop] = p.reshape(lines, -1)[picked][:, sample.cols]
+    return stop
 
 
 class _Coder:

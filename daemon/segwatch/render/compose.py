@@ -21,6 +21,7 @@ import numpy as np
 
 from segwatch.errors import ArtifactError
 from segwatch.intake.filearrays import Stored, sample_rows
+from segwatch.metrics.confusion import RowSample
 from segwatch.render.epochplan import Resize
 from segwatch.render.indexspace import Composite, IndexSpace, index_dtype, write_indices
 from segwatch.render.items import Item
@@ -199,13 +200,44 @@ def is_rgb(items: Sequence[Item], space: IndexSpace, opts: ComposeOptions) -> bo
     return shows_image or mixed or not space.fits_8bit
 
 
+def panel_sample(
+    item: Item, panel_size: tuple[int, int], resize: Resize, num_classes: int, ignore_index: int | None
+) -> RowSample | None:
+    """Where the metrics' count pass can copy the pixels this item's gt and pred panels show at `panel_size`
+    (the rows and columns _sample_nearest reads), so composing reads no map again. In a byte when every id
+    the count accepts fits one (the count refuses any other id, so the cast is exact), else in the maps' own
+    dtype. None for an item whose maps are not plain (H, W) integer maps of one shape."""
+    gt, pred = item.gt, item.pred
+    if item.volume is not None or gt.ndim != 2 or gt.shape != pred.shape or 0 in gt.shape:
+        return None
+    if not (np.issubdtype(gt.dtype, np.integer) and np.issubdtype(pred.dtype, np.integer)):
+        return None
+    _, _, height, width = content_box(gt.shape, panel_size, resize)
+    rows = nearest_taps(gt.shape[0], height)
+    byte = num_classes <= 256 and (ignore_index is None or 0 <= ignore_index < 256)
+    return RowSample(
+        rows=np.arange(*rows.indices(gt.shape[0])) if isinstance(rows, slice) else rows,
+        cols=nearest_taps(gt.shape[1], width),
+        gt=np.empty((height, width), dtype=np.uint8 if byte else gt.dtype),
+        pred=np.empty((height, width), dtype=np.uint8 if byte else pred.dtype),
+    )
+
+
 class _Cell:
     """One item's panels: its maps resized to the content box and turned into indices once, shared by every
-    panel that shows them."""
+    panel that shows them. A filled panel_sample of the same box stands in for reading the maps."""
 
-    def __init__(self, item: Item, space: IndexSpace, opts: ComposeOptions, source: str) -> None:
+    def __init__(
+        self,
+        item: Item,
+        space: IndexSpace,
+        opts: ComposeOptions,
+        source: str,
+        sample: RowSample | None = None,
+    ) -> None:
         self.item, self.space, self.opts, self.source = item, space, opts, source
         self.box = content_box(item.gt.shape[:2], opts.panel_size, opts.resize)
+        self.sample = sample if sample is not None and sample.gt.shape == self.box[2:] else None
         self._indices: dict[str, np.ndarray] = {}
         self._images: dict[tuple[int, int], np.ndarray] = {}
 
@@ -252,8 +284,10 @@ class _Cell:
         return self._indices[role]
 
     def _write(self, role: str, target: np.ndarray) -> None:
-        labels = self.item.gt if role == "gt" else self.item.pred
-        sampled = _sample_nearest(labels, target.shape)
+        if self.sample is not None:
+            sampled = self.sample.gt if role == "gt" else self.sample.pred
+        else:
+            sampled = _sample_nearest(self.item.gt if role == "gt" else self.item.pred, target.shape)
         write_indices(target, sampled, self.space, self.item.files.get(role, self.source))
 
     def _image(self, size: tuple[int, int]) -> np.ndarray:
@@ -264,13 +298,19 @@ class _Cell:
 
 
 def compose_grid(
-    items: Sequence[Item], space: IndexSpace, opts: ComposeOptions, *, source: str = ""
+    items: Sequence[Item],
+    space: IndexSpace,
+    opts: ComposeOptions,
+    *,
+    source: str = "",
+    samples: Sequence[RowSample | None] = (),
 ) -> Composite:
     """All items in one picture: item i's panels at grid row i // columns, column i % columns.
 
     The grid is min(columns, len(items)) cells wide; cells of a partial last row stay gutter-coloured. The
     picture is paletted unless is_rgb says otherwise. Raises ArtifactError (prefixed with `source`, or with the
-    item's file) for a malformed item or an unknown class id.
+    item's file) for a malformed item or an unknown class id. `samples` (per item, when given) are filled
+    panel_samples; one made for another panel size is not used.
     """
     if not items:
         raise ValueError("compose_grid needs at least one item, got none")
@@ -285,8 +325,8 @@ def compose_grid(
         canvas[...] = full[space.gutter_slot]
     else:
         canvas = np.full((height, width), space.gutter_slot, dtype=np.uint8)
-    for item, item_corners in zip(items, corners, strict=True):
-        cell = _Cell(item, space, opts, source)
+    for index, (item, item_corners) in enumerate(zip(items, corners, strict=True)):
+        cell = _Cell(item, space, opts, source, samples[index] if index < len(samples) else None)
         for kind, (top, left) in zip(opts.panels, item_corners, strict=True):
             target = canvas[top : top + panel_h, left : left + panel_w]
             if rgb:

@@ -60,13 +60,16 @@ def class_label(class_id: int, class_names: Sequence[str]) -> str:
 
 
 def item_counts(
-    item: Item, num_classes: int, ignore_index: int | None, sample: RowSample | None = None
+    item: Item,
+    num_classes: int,
+    ignore_index: int | None,
+    sample: RowSample | Sequence[RowSample] | None = None,
 ) -> np.ndarray:
     """(num_classes + 1, num_classes + 1) counts of one item in one pass over its pixels: rows ground truth,
     columns prediction, each with a last bin for ignore_index. The metrics use the first num_classes rows; the
     last row (pixels the ground truth ignores) still tells which classes the prediction panel shows. Raises
-    ArtifactError, naming the file, for an id that is neither a class nor ignore_index. `sample` (for an item
-    without a volume) is filled on the way (metrics.confusion.RowSample)."""
+    ArtifactError, naming the file, for an id that is neither a class nor ignore_index. `sample` (one or
+    several, for an item without a volume) is filled on the way (metrics.confusion.RowSample)."""
     gt, pred = item.volume if item.volume is not None else (item.gt, item.pred)
     try:
         return count_confusion(

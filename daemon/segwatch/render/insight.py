@@ -74,7 +74,7 @@ class Insight:
         return self.metrics or self.plan.select != "first"
 
     def confusions(
-        self, items: Sequence[Item], samples: Mapping[int, RowSample] | None = None
+        self, items: Sequence[Item], samples: Mapping[int, Sequence[RowSample]] | None = None
     ) -> list[np.ndarray]:
         """Per-item counts (evaluation.item_counts), when metrics or the worst-first choice need them: the one
         full pass over the epoch's pixels, which the `present` legend then shares. The pass fills `samples`
@@ -143,12 +143,24 @@ class Insight:
         )
         return shape, self._strips(shape, count, classes)[0]
 
+    def likely_panel_size(self, item_count: int) -> tuple[int, int]:
+        """The panel size of a picture of `item_count` items, before the legend's classes are known: with
+        every class in it. Exact whenever the grid's columns do not depend on the legend's height."""
+        plan = self.plan
+        shown = 1 if plan.layout != "grid" else max(1, min(item_count, plan.max_items))
+        return self.shape(shown, list(range(plan.num_classes)))[0].panel_size
+
     def compose(
-        self, groups: Sequence[Sequence[Item]], source: str, counts: Sequence[np.ndarray] = ()
+        self,
+        groups: Sequence[Sequence[Item]],
+        source: str,
+        counts: Sequence[np.ndarray] = (),
+        samples: Mapping[int, RowSample] | None = None,
     ) -> list[Composite]:
         """One composite per group of items (all groups the same size), each with column headers above and
         the same legend below. `counts` are the shown items' item_counts, in order, when they were computed:
-        the `present` legend then comes from them instead of another look at the label maps."""
+        the `present` legend then comes from them instead of another look at the label maps; `samples` (by
+        id() of the item) are the count pass's filled panel_samples, used when the panel size is theirs."""
         plan = self.plan
         shown = [item for group in groups for item in group]
         classes = self._legend_classes(shown, counts)
@@ -164,7 +176,8 @@ class Insight:
         )
         out = []
         for group in groups:
-            composite = compose_grid(group, self.space, options, source=source)
+            picked = [(samples or {}).get(id(item)) for item in group]
+            composite = compose_grid(group, self.space, options, source=source, samples=picked)
             _, corners = grid_layout(len(group), options)
             lefts = [left for item in corners[: options.columns] for _, left in item]
             if plan.headers:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from segwatch.intake.filearrays import Stored
 from segwatch.metrics.confusion import RowSample
+from segwatch.render.compose import panel_sample
 from segwatch.render.epochplan import EpochPlan
 from segwatch.render.indexspace import Composite
 from segwatch.render.insight import Insight, panel_notes
@@ -121,12 +122,18 @@ def render_epoch(
             sample = count_pass_sample(viewer, items[index])
             if sample is not None:
                 samples[index] = sample
-    confusions = insight.confusions(items, samples)
+    # The same pass copies out the pixels the picture's panels show, at the panel size the picture will most
+    # likely have: composing then reads no map again (at another size it reads them as before).
+    panels = _panel_samples(items, plan, insight)
+    passes = {index: [s for s in (samples.get(index), panels.get(index)) if s] for index in range(len(items))}
+    confusions = insight.confusions(items, passes)
     shown = insight.choose(items, confusions)
     position = {id(item): index for index, item in enumerate(items)}
     counts = [confusions[position[id(item)]] for item in shown] if confusions else []
     groups = [shown] if plan.layout == "grid" else [[item] for item in shown]
-    composites = insight.compose(groups, source, counts)
+    # Filled only by a count pass.
+    filled = {id(items[index]): sample for index, sample in panels.items()} if confusions else {}
+    composites = insight.compose(groups, source, counts, filled)
     summaries = [_image(plan, composites), *insight.summaries(confusions)]
     layers: StoredLayers = {}
     if viewer is not None:
@@ -141,6 +148,20 @@ def render_epoch(
         )
         summaries += data
     return RenderedEpoch(summaries, layers)
+
+
+def _panel_samples(items: Sequence[Item], plan: EpochPlan, insight: Insight) -> dict[int, RowSample]:
+    """Panel samples (compose.panel_sample) for the items that may be shown, when a count pass will run."""
+    if (not plan.metrics and plan.select != "worst") or not items:
+        return {}
+    candidates = len(items) if plan.select != "first" else min(len(items), plan.max_items)
+    size = insight.likely_panel_size(len(items))
+    samples = {}
+    for index in range(candidates):
+        sample = panel_sample(items[index], size, plan.resize, plan.num_classes, plan.ignore_index)
+        if sample is not None:
+            samples[index] = sample
+    return samples
 
 
 def image_tag(plan: EpochPlan) -> str:
