@@ -150,6 +150,11 @@ def render_epoch(
     return RenderedEpoch(summaries, layers)
 
 
+# Most bytes of panel samples kept for an epoch: beyond, composing reads the maps again
+# rather than the count pass holding a copy of every candidate's panels.
+_PANEL_SAMPLE_BYTES = 16 << 20
+
+
 def _panel_samples(items: Sequence[Item], plan: EpochPlan, insight: Insight) -> dict[int, RowSample]:
     """Panel samples (compose.panel_sample) for the items that may be shown, when a count pass will run."""
     if (not plan.metrics and plan.select != "worst") or not items:
@@ -157,9 +162,13 @@ def _panel_samples(items: Sequence[Item], plan: EpochPlan, insight: Insight) -> 
     candidates = len(items) if plan.select != "first" else min(len(items), plan.max_items)
     size = insight.likely_panel_size(len(items))
     samples = {}
+    kept = 0
     for index in range(candidates):
         sample = panel_sample(items[index], size, plan.resize, plan.num_classes, plan.ignore_index)
         if sample is not None:
+            kept += sample.gt.nbytes + sample.pred.nbytes
+            if kept > _PANEL_SAMPLE_BYTES:  # many candidates (select worst or random)
+                return {}
             samples[index] = sample
     return samples
 
