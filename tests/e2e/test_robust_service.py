@@ -248,7 +248,9 @@ def test_a_thousand_idle_connections_starve_neither_healthz_nor_the_epochs(tmp_p
     daemon.wait_for_line("run=exp epoch=5 was dumped again", timeout=30)
     # The processor logs the re-dump while it handles the epoch; the reporter counts it once the processor
     # has returned, so a scrape right after the line may come before the count.
-    wait_until(lambda: metric(port, "segwatch_epochs_redumped_total") == 1.0, 30, "the re-dump's count", daemon)
+    wait_until(
+        lambda: metric(port, "segwatch_epochs_redumped_total") == 1.0, 30, "the re-dump's count", daemon
+    )
     time.sleep(1)
     assert len(daemon.lines("dumped again")) == 1
     assert daemon.terminate()[0] == 0
