@@ -100,6 +100,16 @@ def raw_record_counts(run_dir: Path) -> Counter[tuple[str, int]]:
     return counts
 
 
+class Clock:
+    """A clock the test moves by hand: `clock.now += 5` is five seconds later."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago, for a server a test starts."""
     with socket.socket() as sock:

@@ -18,17 +18,7 @@ from segwatch.errors import ConfigError, Outcome
 from segwatch.service.endpoint import HealthServer, serve_health
 from segwatch.service.health import Health
 
-from conftest import http_request, metric_samples
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from conftest import Clock, http_request, metric_samples
 
 
 @pytest.fixture

@@ -18,13 +18,7 @@ from segwatch.service.notify import Notifier
 from segwatch.service.reporter import Reporter
 from segwatch.service.status import Status
 
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from conftest import Clock
 
 
 @pytest.fixture
