@@ -241,12 +241,15 @@ def _load_then_import_tensorflow(path: Path) -> Config:
 
 def _check_config(args: argparse.Namespace) -> int:
     from segwatch.config import load_config, render_config
+    from segwatch.plan import build_plan
 
     if args.config and args.config_option and args.config != args.config_option:
         raise ConfigError(
             f"check-config: two config files given ({args.config_option} and {args.config}); pass one"
         )
     config = load_config(_config_path(args.config_option or args.config))
+    # The daemon runs on the plan: building it here too makes check-config accept exactly what `run` does.
+    build_plan(config)
     if not config.watch.root.is_dir():
         # Not a config error (`run` waits for the root to appear), but `once` would refuse it: say so now.
         log.warning(
