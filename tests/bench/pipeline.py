@@ -52,9 +52,8 @@ from typing import Any
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
-from memory import AnonSampler, smaps_rollup, status_kib
+from memory import MEMORY_METHOD, AnonSampler, smaps_rollup, status_kib
 from report import (
-    MEMORY_METHOD,
     MEMORY_PIPELINES,
     machine,
     once_target,

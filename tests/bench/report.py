@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from memory import MEMORY_METHOD
 from workloads import MiB
 
 MEMORY_PIPELINES = ("default", "images", "seed")
@@ -20,15 +21,6 @@ TARGET_NOISE_VS_PREVIOUS = 1.0  # the kernel on per-pixel noise, against the pre
 TARGET_EXTRA_PRIVATE = 32 * MiB  # W2, default config
 TARGET_ONCE_VS_SEED = 0.8  # whole process, 50 W1 epochs
 TARGET_ARGMAX_VS_READ = 2.0
-
-MEMORY_METHOD = (
-    "extra private = peak over the artifacts minus the baseline, where the baseline is the same process after "
-    "imports, pipeline set-up and one tiny TensorFlow summary write. Two measures, the larger one is judged: "
-    "anonymous resident memory (RssAnon of /proc/self/status, sampled every 1 ms by a thread; file-backed "
-    "pages, i.e. the .npy page cache, are not anonymous and do not count) and the tracemalloc "
-    "peak (every Python and numpy buffer allocation, exact, but blind to TensorFlow's C++ allocations). "
-    "Peak RSS is VmHWM: the whole process, mapped file pages included."
-)
 
 
 @dataclass
